@@ -1,0 +1,24 @@
+"""tunekit's Lightning callbacks: the monitors and the ``Diagnoser`` that turns them on."""
+
+from __future__ import annotations
+
+from tunekit.callbacks._base import Monitor
+from tunekit.callbacks.diagnoser import DEFAULT_MONITORS, Diagnoser
+from tunekit.callbacks.divergence import DivergenceMonitor
+from tunekit.callbacks.generalization_gap import GeneralizationGapMonitor
+from tunekit.callbacks.grad_norm import GradNormMonitor
+from tunekit.callbacks.oscillation import OscillationMonitor
+from tunekit.callbacks.plateau import PlateauMonitor
+from tunekit.callbacks.saddle import SaddleMonitor
+
+__all__ = [
+    "DEFAULT_MONITORS",
+    "Diagnoser",
+    "DivergenceMonitor",
+    "GeneralizationGapMonitor",
+    "GradNormMonitor",
+    "Monitor",
+    "OscillationMonitor",
+    "PlateauMonitor",
+    "SaddleMonitor",
+]

@@ -1,0 +1,153 @@
+"""The one callback a user adds: turns on the monitors, runs the rules, reports the diagnosis."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_info
+
+from tunekit.callbacks._base import Monitor
+from tunekit.callbacks._context import read_context
+from tunekit.callbacks.divergence import DivergenceMonitor
+from tunekit.callbacks.generalization_gap import GeneralizationGapMonitor
+from tunekit.callbacks.grad_norm import GradNormMonitor
+from tunekit.callbacks.oscillation import OscillationMonitor
+from tunekit.callbacks.plateau import PlateauMonitor
+from tunekit.callbacks.saddle import SaddleMonitor
+from tunekit.diagnose import Diagnosis, diagnose
+from tunekit.diagnose.rules import ALL_RULES
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MONITORS: tuple[type[Monitor], ...] = (
+    GradNormMonitor, DivergenceMonitor, PlateauMonitor, SaddleMonitor, OscillationMonitor, GeneralizationGapMonitor,
+)
+
+
+class Diagnoser(Monitor):
+    """Diagnoses a training run: what is going wrong and what to change.
+
+    Adding this one callback turns on the default monitors (gradient norms, divergence, plateau, saddle
+    stall, oscillation, generalization gap; any the user added already are used as they are), runs the
+    diagnosis rules every ``check_every_n_steps`` steps and at the end of the fit, writes
+    ``<log dir>/tunekit/diagnosis.json`` and prints a table on rank zero.
+
+    Args:
+        check_every_n_steps: steps between runs of the rules during the fit.
+        stop_on_critical: stop the fit when a finding turns critical (divergence); the decision is reduced
+            across ranks. A non-finite loss stops the fit within one step (see ``DivergenceMonitor``).
+        val_metric: the logged validation loss, for the generalization-gap rule.
+        dirpath: where to write ``diagnosis.json``; defaults to ``<trainer.log_dir>/tunekit``. ``None`` with
+            ``save=False`` writes nothing.
+        save: write ``diagnosis.json`` at the end of the fit.
+        verbose: print the diagnosis table at the end of the fit (rank zero only).
+        flush_every, update_ratio_every: see ``Monitor``.
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> from tunekit.callbacks import Diagnoser
+        >>> diagnoser = Diagnoser()
+        >>> trainer = pl.Trainer(max_epochs=3, callbacks=[diagnoser])  # doctest: +SKIP
+        >>> trainer.fit(model, datamodule=dm)  # doctest: +SKIP
+        >>> diagnoser.diagnosis.codes  # doctest: +SKIP
+        ['divergence']
+    """
+
+    rules = ALL_RULES
+
+    def __init__(
+        self,
+        *,
+        check_every_n_steps: int = 64,
+        stop_on_critical: bool = True,
+        val_metric: str = "val_loss",
+        dirpath: str | Path | None = None,
+        save: bool = True,
+        verbose: bool = True,
+        flush_every: int = 32,
+        update_ratio_every: int = 50,
+    ) -> None:
+        super().__init__(log_metrics=False, flush_every=flush_every, update_ratio_every=update_ratio_every)
+        if check_every_n_steps < 1:
+            raise ValueError(f"check_every_n_steps must be >= 1, but got {check_every_n_steps=}.")
+        if not val_metric:
+            raise ValueError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
+        self.check_every_n_steps = check_every_n_steps
+        self.stop_on_critical = stop_on_critical
+        self.val_metric = val_metric
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.save = save
+        self.verbose = verbose
+        self._diagnosis = Diagnosis()
+        self._last_check = -1
+        self.stop_reason: str | None = None
+        self.saved_path: Path | None = None
+
+    @property
+    def diagnosis(self) -> Diagnosis:
+        """The latest diagnosis: updated during the fit, final after it."""
+        return self._diagnosis
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        if stage != "fit":
+            return
+        for cls in DEFAULT_MONITORS:
+            if not any(isinstance(cb, cls) for cb in trainer.callbacks):
+                kwargs: dict[str, Any] = dict(self._settings)
+                if cls is GeneralizationGapMonitor:
+                    kwargs["val_metric"] = self.val_metric
+                monitor = cls(**kwargs)
+                trainer.callbacks.append(monitor)
+                monitor.setup(trainer, pl_module, stage)  # Lightning's setup loop may already be past it
+        self.rules = tuple(rule for rule in ALL_RULES
+                           if any(rule in cb.rules for cb in trainer.callbacks
+                                  if isinstance(cb, Monitor) and not isinstance(cb, Diagnoser)))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if trainer.global_step - self._last_check >= self.check_every_n_steps:
+            self._check(trainer, pl_module, may_stop=True)
+
+    def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, may_stop: bool) -> None:
+        self._last_check = trainer.global_step
+        self._context = read_context(trainer, pl_module)
+        self._diagnosis = diagnose(self.recorder.record(), self._context, self.rules)
+        if not (may_stop and self.stop_on_critical):
+            return
+        stop = trainer.strategy.reduce_boolean_decision(self._diagnosis.is_critical, all=False)
+        if stop and not trainer.should_stop:
+            first = self._diagnosis.findings[0] if self._diagnosis.is_critical else None
+            self.stop_reason = f"{first.code.value}: {first.message}" if first else "critical finding on another rank"
+            rank_zero_info(f"tunekit: stopping the fit, {self.stop_reason}")
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._recorder is None or self._recorder.table is None:
+            return
+        self._check(trainer, pl_module, may_stop=False)
+        directory = self.dirpath
+        if directory is None and self.save:
+            directory = Path(trainer.log_dir or trainer.default_root_dir) / "tunekit"
+        if trainer.is_global_zero:
+            if self.save and directory is not None:
+                self.saved_path = self._diagnosis.save(directory / "diagnosis.json")
+            if self.verbose:
+                from rich.console import Console
+
+                Console().print(self._diagnosis)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["last_check"] = self._last_check
+        state["diagnosis"] = self._diagnosis.to_dict()
+        return state
+
+    def load_state_dict(self, state_dict: Any) -> None:
+        super().load_state_dict(state_dict)
+        self._last_check = int(state_dict.get("last_check", -1))
+        self._diagnosis = Diagnosis.from_dict(state_dict.get("diagnosis", {}))

@@ -1,0 +1,47 @@
+"""Divergence: stops the fit within a step of a non-finite loss, like ``EarlyStopping(check_finite=True)``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
+
+from tunekit.callbacks._base import Monitor
+from tunekit.diagnose import RunRecord
+from tunekit.diagnose._stats import median
+from tunekit.diagnose.rules import Rule, check_divergence, check_early_instability
+
+
+class DivergenceMonitor(Monitor):
+    """Watches for a loss or gradient that blows up, and stops the fit on a non-finite one.
+
+    Args:
+        check_finite: stop the fit within one step of a NaN/inf loss or gradient norm (continuing only
+            burns compute on a broken model). Under fp16 loss scaling an inf gradient is a skipped step,
+            so only the loss counts there.
+
+    Logs ``tunekit/divergence/loss_ratio``: the recent loss over the initial loss.
+    """
+
+    rules: ClassVar[tuple[Rule, ...]] = (check_divergence, check_early_instability)
+
+    def __init__(self, *, check_finite: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check_finite = check_finite
+        self.stopped_at: int | None = None
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        bad = self._recorder.first_nonfinite_step if self._recorder is not None else None
+        if self.check_finite and bad is not None and self.stopped_at is None:
+            self.stopped_at = trainer.global_step
+            trainer.should_stop = True
+            rank_zero_warn(f"tunekit: the loss or gradient became non-finite at step {bad}; stopping the fit "
+                           "(DivergenceMonitor(check_finite=False) trains on).", category=UserWarning)
+
+    def metrics(self, record: RunRecord) -> dict[str, float]:
+        if not record.initial_loss or not len(record):
+            return {}
+        return {"tunekit/divergence/loss_ratio": median(record.loss[-10:]) / record.initial_loss}

@@ -1,0 +1,49 @@
+"""Generalization gap: validation loss rising while the training loss falls."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+from lightning.pytorch.utilities import rank_zero_warn
+
+from tunekit.callbacks._base import Monitor
+from tunekit.diagnose.rules import Rule, check_generalization_gap
+
+
+class GeneralizationGapMonitor(Monitor):
+    """Records the validation loss at each validation run and watches for overfitting.
+
+    Args:
+        val_metric: the logged metric holding the validation loss (``self.log("val_loss", ...)``).
+
+    Logs ``tunekit/gap/val_loss`` at each validation run.
+    """
+
+    rules: ClassVar[tuple[Rule, ...]] = (check_generalization_gap,)
+
+    def __init__(self, *, val_metric: str = "val_loss", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not val_metric:
+            raise ValueError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
+        self.val_metric = val_metric
+        self._warned = False
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self._recorder is None or trainer.state.fn != "fit":
+            return
+        value = trainer.callback_metrics.get(self.val_metric)
+        if value is None:
+            if not self._warned:
+                self._warned = True
+                known = ", ".join(sorted(trainer.callback_metrics)) or "none"
+                rank_zero_warn(f"tunekit: no metric {self.val_metric!r} was logged during validation (logged: "
+                               f"{known}); the generalization-gap check needs it: pass val_metric=... to name it.")
+            return
+        step = trainer.global_step
+        if len(self._recorder.val) and self._recorder.val.data[-1, 0] == step:
+            return  # another monitor (or a second validation loader) already recorded this step
+        self._recorder.add_validation(step, float(value))
+        if self.log_metrics:
+            for logger in trainer.loggers:
+                logger.log_metrics({"tunekit/gap/val_loss": float(value)}, step=step)

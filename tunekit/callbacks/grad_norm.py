@@ -1,0 +1,42 @@
+"""Gradient norms, global and per layer, with the exploding and vanishing gradient rules."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from tunekit.callbacks._base import Monitor
+from tunekit.diagnose import RunRecord
+from tunekit.diagnose.rules import Rule, check_exploding_gradients, check_vanishing_gradients
+
+
+class GradNormMonitor(Monitor):
+    """Logs the global and per-layer gradient norms, the LR and the update/weight ratio.
+
+    The norms are of the unscaled gradients (after AMP unscaling) and before clipping, computed once per
+    optimizer step on the device with fused kernels, and logged every ``Trainer(log_every_n_steps)`` steps
+    as ``tunekit/grad_norm``, ``tunekit/grad_norm/<layer>``, ``tunekit/lr`` and ``tunekit/update_ratio``.
+
+    Example:
+        >>> import lightning.pytorch as pl
+        >>> from tunekit.callbacks import GradNormMonitor
+        >>> trainer = pl.Trainer(callbacks=[GradNormMonitor()])  # doctest: +SKIP
+    """
+
+    rules: ClassVar[tuple[Rule, ...]] = (check_exploding_gradients, check_vanishing_gradients)
+
+    def __init__(self, *, per_layer: bool = True, **kwargs: int | bool) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.per_layer = per_layer
+
+    def step_metrics(self, record: RunRecord, index: int) -> dict[str, float]:
+        metrics = {"tunekit/grad_norm": float(record.grad_norm[index]), "tunekit/lr": float(record.lr[index])}
+        if self.per_layer:
+            for name, value in zip(record.layer_names, record.layer_grad_norms[index], strict=True):
+                metrics[f"tunekit/grad_norm/{name}"] = float(value)
+        step = record.steps[index]
+        hit = np.flatnonzero(record.update_steps == step)
+        if len(hit):
+            metrics["tunekit/update_ratio"] = float(record.update_ratio[hit[0]])
+        return metrics

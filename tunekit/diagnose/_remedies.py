@@ -1,0 +1,127 @@
+"""The remedy catalog: each function turns the live settings into one concrete recipe change.
+
+The values follow the reference guide (../shared/seeds/): lower the LR by ten when a run diverges,
+clip near the gradient norm a healthy step has, warm up over the first few percent of training,
+use AdamW's decoupled weight decay, hand the last ~20% of training to SGD with momentum, and take
+beta2 down one notch (0.9999 -> 0.999) when Adam diverges late.
+"""
+
+from __future__ import annotations
+
+from tunekit.diagnose._record import RunContext
+from tunekit.diagnose._stats import fmt, nice
+from tunekit.diagnose._types import Remedy, RemedyCode
+
+DEFAULT_CLIP = 1.0  # the guide's suggested clip value, used when no healthy gradient norm was seen
+WARMUP_FRACTION = 0.05  # warm up over ~5% of training (the glossary's "first few hundred/thousand steps")
+MIN_WARMUP_STEPS = 10
+SWITCH_TO_SGD_AT = 0.8  # guide, Step 8: Adam for the first 80% of training, SGD for the rest
+SGD_SWITCH_MOMENTUM = 0.9  # guide, Scenarios A/B: SGD with momentum 0.9 for the final stage
+ADAM_DEFAULT_LR = 1e-3  # guide, Step 2: a good starting LR for Adam
+ADAMW_WEIGHT_DECAY = 0.01  # torch's AdamW default; decoupled decay is scaled by the LR, so 1e-4 does ~nothing
+SGD_WEIGHT_DECAY = 1e-4  # guide, Step 5: start with 1e-4
+MAX_WEIGHT_DECAY = {"adamw": 0.3, "sgd": 1e-2}  # beyond these the decay dominates the loss gradient
+
+
+def lower_lr(ctx: RunContext, factor: float, why: str) -> Remedy:
+    new = nice(ctx.lr / factor)
+    return Remedy(RemedyCode.LOWER_LR, {"lr": new}, f"Lower the learning rate from {fmt(ctx.lr)} to {fmt(new)}: {why}.")
+
+
+def raise_lr(ctx: RunContext, factor: float, why: str) -> Remedy:
+    new = nice(ctx.lr * factor)
+    return Remedy(RemedyCode.RAISE_LR, {"lr": new}, f"Raise the learning rate from {fmt(ctx.lr)} to {fmt(new)}: {why}.")
+
+
+def clip_gradients(ctx: RunContext, healthy_norm: float | None) -> Remedy:
+    """Clip at the norm a healthy step had, so ordinary steps pass and spikes are cut."""
+    value = nice(healthy_norm, 1) if healthy_norm and healthy_norm > 0 else DEFAULT_CLIP
+    if ctx.gradient_clip_val and ctx.gradient_clip_val <= value:
+        value = nice(ctx.gradient_clip_val / 2, 1)
+        why = f"clipping at {fmt(ctx.gradient_clip_val)} did not hold the spikes; halve it"
+    else:
+        why = f"a healthy step's gradient norm was about {fmt(value)}, so this cuts only the spikes"
+    return Remedy(RemedyCode.CLIP_GRADIENTS, {"gradient_clip_val": value},
+                  f"Clip gradients at norm {fmt(value)} (Trainer(gradient_clip_val={fmt(value)})): {why}.")
+
+
+def add_warmup(ctx: RunContext, total_steps: int | None, at_least: int = 0) -> Remedy:
+    steps = max(MIN_WARMUP_STEPS, at_least, round(WARMUP_FRACTION * total_steps) if total_steps else 0)
+    return Remedy(RemedyCode.ADD_WARMUP, {"warmup_steps": int(steps)},
+                  f"Warm the learning rate up linearly over the first {steps} steps: early gradients are "
+                  "large and poorly calibrated, and a full-size step on them knocks the model off course.")
+
+
+def decay_lr(ctx: RunContext, why: str) -> Remedy:
+    return Remedy(RemedyCode.DECAY_LR, {"schedule": "cosine", "lr": nice(ctx.lr)},
+                  f"Decay the learning rate with a cosine schedule from {fmt(ctx.lr)}: {why}.")
+
+
+def raise_momentum(ctx: RunContext, why: str) -> Remedy:
+    if ctx.is_adam:
+        new = 0.95 if (ctx.beta1 or 0.9) < 0.95 else 0.99
+        return Remedy(RemedyCode.RAISE_MOMENTUM, {"beta1": new},
+                      f"Raise Adam's beta1 from {fmt(ctx.beta1 or 0.9)} to {new}: {why}.")
+    current = ctx.momentum or 0.0
+    new = 0.9 if current < 0.9 else 0.99
+    return Remedy(RemedyCode.RAISE_MOMENTUM, {"momentum": new},
+                  f"Raise SGD momentum from {fmt(current)} to {new}: {why}.")
+
+
+def lower_beta1(ctx: RunContext) -> Remedy:
+    current = ctx.beta1 if ctx.beta1 is not None else 0.9
+    new = nice(max(0.5, current - 0.1))
+    return Remedy(RemedyCode.LOWER_BETA1, {"beta1": new},
+                  f"Lower Adam's beta1 from {fmt(current)} to {new}: a long first-moment average keeps "
+                  "pushing past the valley floor after the gradient has turned.")
+
+
+def lower_beta2(ctx: RunContext) -> Remedy:
+    current = ctx.beta2 if ctx.beta2 is not None else 0.999
+    new = 0.999 if current > 0.999 else (0.99 if current > 0.99 else 0.95)
+    return Remedy(RemedyCode.LOWER_BETA2, {"beta2": new},
+                  f"Lower Adam's beta2 from {current} to {new}: a second-moment average that long goes stale, "
+                  "and the per-parameter step grows too large for the current gradient late in training.")
+
+
+def add_weight_decay(ctx: RunContext) -> Remedy:
+    if ctx.is_adam:
+        wd = nice(min(MAX_WEIGHT_DECAY["adamw"], max(ADAMW_WEIGHT_DECAY, 10 * ctx.weight_decay)))
+        coupled = ctx.optimizer != "adamw"
+        why = ("Adam's L2 penalty is rescaled per parameter by the adaptive step, so it regularizes unevenly; "
+               "AdamW decouples it" if coupled else "the model fits the training set better than it generalizes")
+        return Remedy(RemedyCode.ADD_WEIGHT_DECAY, {"optimizer": "adamw", "weight_decay": wd},
+                      f"Use AdamW with weight decay {fmt(wd)}: {why}.")
+    wd = nice(min(MAX_WEIGHT_DECAY["sgd"], max(SGD_WEIGHT_DECAY, 10 * ctx.weight_decay)))
+    return Remedy(RemedyCode.ADD_WEIGHT_DECAY, {"weight_decay": wd},
+                  f"Raise weight decay from {fmt(ctx.weight_decay)} to {fmt(wd)}: the model fits the training "
+                  "set better than it generalizes.")
+
+
+def switch_to_sgd(ctx: RunContext) -> Remedy:
+    return Remedy(RemedyCode.SWITCH_TO_SGD, {"switch_to_sgd_at": SWITCH_TO_SGD_AT, "momentum": SGD_SWITCH_MOMENTUM},
+                  f"Train with {ctx.optimizer} for the first {SWITCH_TO_SGD_AT:.0%} of steps, then SGD with momentum "
+                  f"{SGD_SWITCH_MOMENTUM} for the rest: SGD settles in flatter minima that generalize better.")
+
+
+def switch_optimizer(ctx: RunContext, why: str) -> Remedy:
+    return Remedy(RemedyCode.SWITCH_OPTIMIZER, {"optimizer": "adam", "lr": ADAM_DEFAULT_LR},
+                  f"Switch from {ctx.optimizer} to Adam at lr {ADAM_DEFAULT_LR}: {why}.")
+
+
+def raise_batch_size(ctx: RunContext, why: str) -> Remedy | None:
+    if not ctx.batch_size:
+        return None
+    new = ctx.batch_size * 4
+    return Remedy(RemedyCode.RAISE_BATCH_SIZE, {"batch_size": new},
+                  f"Raise the batch size from {ctx.batch_size} to {new} at the same learning rate: {why}.")
+
+
+def early_stop(step: int) -> Remedy:
+    return Remedy(RemedyCode.EARLY_STOP, {"max_steps": int(step)},
+                  f"Stop at step {step}, where the validation loss was lowest (or add EarlyStopping on it).")
+
+
+def note(code: RemedyCode, message: str) -> Remedy:
+    """A remedy that is not a recipe change (init, architecture, data pipeline): empty ``change``."""
+    return Remedy(code, {}, message)

@@ -1,0 +1,81 @@
+"""Small numpy helpers the rules share: windows, robust levels, trends, nice numbers."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def recent_window(n_steps: int, fraction: float, minimum: int, maximum: int) -> int:
+    """The number of most recent steps a rule looks at: a fraction of the run, clamped."""
+    return int(min(n_steps, max(minimum, min(maximum, round(fraction * n_steps)))))
+
+
+def median(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def halves_change(x: np.ndarray) -> float:
+    """Relative change of the median from the first half of ``x`` to the second (negative = falling)."""
+    x = x[np.isfinite(x)]
+    if len(x) < 4:
+        return 0.0
+    half = len(x) // 2
+    first, second = float(np.median(x[:half])), float(np.median(x[half:]))
+    return (second - first) / max(abs(first), 1e-12)
+
+
+def best_block_median(x: np.ndarray, block: int) -> float:
+    """The lowest median over consecutive blocks of ``block`` values (inf when there are none): the best
+    level a noisy loss held for a while, not a lucky stretch of a few batches."""
+    n = len(x) // block
+    if n == 0:
+        return float("inf")
+    blocks = x[len(x) - n * block :].reshape(n, block)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmin(np.nanmedian(blocks, axis=1)))
+
+
+def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
+    """Median of the ``window`` values *before* each index (NaN where there are none)."""
+    out = np.full(len(x), np.nan)
+    if len(x) <= 1:
+        return out
+    w = min(window, len(x) - 1)
+    padded = np.concatenate([np.full(w - 1, np.nan), x])
+    views = sliding_window_view(padded, w)[: len(x) - 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows at the start are expected
+        out[1:] = np.nanmedian(views, axis=1)
+    return out
+
+
+def smooth(x: np.ndarray, window: int) -> np.ndarray:
+    """Centered running median of ``x`` (robust to single-batch spikes); same length as ``x``."""
+    if len(x) == 0 or window <= 1:
+        return x.astype(float)
+    w = min(window, len(x))
+    left = w // 2
+    padded = np.concatenate([np.full(left, np.nan), x, np.full(w - 1 - left, np.nan)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(sliding_window_view(padded, w), axis=1)
+
+
+def nice(value: float, digits: int = 2) -> float:
+    """``value`` rounded to ``digits`` significant digits, so a remedy says 0.0003, not 0.000299847."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def fmt(value: float) -> str:
+    """A number as a person would write it in a message."""
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.3g}"

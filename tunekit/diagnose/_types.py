@@ -1,0 +1,198 @@
+"""The diagnosis data model: codes, severities, remedies, findings (the JSON contract of DESIGN.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class Severity(str, Enum):
+    """How bad a finding is. A healthy run has no ``warning`` or ``critical`` finding."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class FindingCode(str, Enum):
+    """What is wrong with a run. The order here is the order findings of equal severity are listed in."""
+
+    DIVERGENCE = "divergence"
+    EXPLODING_GRADIENTS = "exploding_gradients"
+    VANISHING_GRADIENTS = "vanishing_gradients"
+    SADDLE_STALL = "saddle_stall"
+    EARLY_INSTABILITY = "early_instability"
+    OSCILLATION = "oscillation"
+    SLOW_CONVERGENCE = "slow_convergence"
+    PLATEAU = "plateau"
+    GENERALIZATION_GAP = "generalization_gap"
+
+
+class RemedyCode(str, Enum):
+    """What to change. Each remedy carries a concrete ``change`` over the recipe vocabulary."""
+
+    LOWER_LR = "lower_lr"
+    RAISE_LR = "raise_lr"
+    ADD_WARMUP = "add_warmup"
+    DECAY_LR = "decay_lr"
+    CLIP_GRADIENTS = "clip_gradients"
+    RAISE_MOMENTUM = "raise_momentum"
+    LOWER_BETA1 = "lower_beta1"
+    LOWER_BETA2 = "lower_beta2"
+    ADD_WEIGHT_DECAY = "add_weight_decay"
+    SWITCH_TO_SGD = "switch_to_sgd"
+    SWITCH_OPTIMIZER = "switch_optimizer"
+    RAISE_BATCH_SIZE = "raise_batch_size"
+    EARLY_STOP = "early_stop"
+    NORMALIZE_INPUTS = "normalize_inputs"
+    CHANGE_INIT = "change_init"
+    CHANGE_ARCHITECTURE = "change_architecture"
+    CHECK_PIPELINE = "check_pipeline"
+
+
+def _jsonable(value: Any) -> Any:
+    """Non-finite floats become the strings ``"nan"``, ``"inf"``, ``"-inf"`` so the JSON stays standard."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """One concrete change to the recipe, with a sentence saying why.
+
+    ``change`` holds absolute new values (``{"lr": 0.0003}``), computed from the live run. Remedies that
+    are not recipe changes (``change_init``, ``check_pipeline``, ...) carry an empty ``change``.
+    """
+
+    code: RemedyCode
+    change: Mapping[str, Any]
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code.value, "change": _jsonable(dict(self.change)), "message": self.message}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Remedy:
+        return cls(RemedyCode(data["code"]), dict(data.get("change", {})), str(data.get("message", "")))
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosed problem: where it began, the evidence, and the remedies, best first."""
+
+    code: FindingCode
+    severity: Severity
+    step: int
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    remedies: tuple[Remedy, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "severity": self.severity.value,
+            "step": int(self.step),
+            "message": self.message,
+            "evidence": _jsonable(dict(self.evidence)),
+            "remedies": [r.to_dict() for r in self.remedies],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        return cls(
+            code=FindingCode(data["code"]),
+            severity=Severity(data["severity"]),
+            step=int(data["step"]),
+            message=str(data["message"]),
+            evidence=dict(data.get("evidence", {})),
+            remedies=tuple(Remedy.from_dict(r) for r in data.get("remedies", [])),
+        )
+
+
+def _sort_key(finding: Finding) -> tuple[int, int, int]:
+    order = list(FindingCode).index(finding.code)
+    return (-finding.severity.rank, order, finding.step)
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The findings of one run, most important first.
+
+    Example:
+        >>> from tunekit import Diagnosis
+        >>> Diagnosis().is_healthy
+        True
+        >>> Diagnosis().to_dict()
+        {'findings': []}
+    """
+
+    findings: tuple[Finding, ...] = ()
+
+    def __init__(self, findings: Iterable[Finding] = ()) -> None:
+        object.__setattr__(self, "findings", tuple(sorted(findings, key=_sort_key)))
+
+    @property
+    def codes(self) -> list[str]:
+        """The finding codes, most important first."""
+        return [f.code.value for f in self.findings]
+
+    @property
+    def is_healthy(self) -> bool:
+        """True when no finding is a ``warning`` or ``critical``."""
+        return all(f.severity is Severity.INFO for f in self.findings)
+
+    @property
+    def is_critical(self) -> bool:
+        return any(f.severity is Severity.CRITICAL for f in self.findings)
+
+    def get(self, code: FindingCode | str) -> Finding | None:
+        """The finding with this code, or None."""
+        code = FindingCode(code)
+        return next((f for f in self.findings if f.code is code), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"findings": [f.to_dict() for f in self.findings]}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Diagnosis:
+        return cls(Finding.from_dict(f) for f in data.get("findings", []))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON to ``path`` (parents created), atomically: a reader never sees half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json() + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Diagnosis:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def __rich__(self) -> Any:
+        from tunekit.diagnose._render import diagnosis_table
+
+        return diagnosis_table(self)

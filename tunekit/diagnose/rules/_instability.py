@@ -1,0 +1,229 @@
+"""Rules for runs that blow up: divergence, exploding gradients, early instability, oscillation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunekit.diagnose import _remedies as R
+from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._stats import (
+    best_block_median,
+    fmt,
+    halves_change,
+    median,
+    recent_window,
+    rolling_median,
+    smooth,
+)
+from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
+
+GROWTH_WINDOW = 5  # steps over which the pre-divergence growth of the gradient norm is measured
+LATE_DIVERGENCE_FRACTION = 0.5  # a divergence after half the planned steps is "late" (guide FAQ: stale beta2)
+LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan is unknown
+DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
+DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
+SPIKE_FACTOR = 10.0  # a gradient norm 10x the median of the steps before it is a spike
+SPIKE_HISTORY = 50  # steps in that median
+SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
+SPIKE_MIN_DAMAGE = 0.1  # ... and rose by at least 10% of the initial loss (near zero loss, 1.5x is noise)
+MIN_SPIKES = 2  # one damaging spike can be bad luck; two make a pattern
+EARLY_FRACTION = 0.1  # "early" = the first 10% of the planned steps (the glossary's warmup span)
+EARLY_MIN_STEPS = 30  # ... but at least this many steps
+EARLY_SPIKE_FACTOR = 1.3  # early loss (smoothed) rising 30% above the initial loss is an early blow-up
+OSCILLATION_MIN_STEPS = 40  # need this many steps before calling a loss curve oscillating
+OSCILLATION_AMPLITUDE = 0.5  # window's loss interquartile range over its median: swings of half the level
+OSCILLATION_LEVEL = 0.8  # ... while the loss is above 80% of its initial value (it never got going) ...
+OSCILLATION_REGRESSION = 1.5  # ... or 1.5x above the best it reached before (it lost ground)
+OSCILLATION_PROGRESS = -0.05  # ... and the window's second half is not 5% lower than its first
+SMOOTH_STEPS = 9  # running-median width used to find the best loss reached (single batches are noisy)
+
+
+def _healthy_grad_norm(grad_norm: np.ndarray, before: int) -> float | None:
+    early = grad_norm[:before]
+    early = early[np.isfinite(early)]
+    return float(np.median(early)) if len(early) else None
+
+
+def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """The loss became non-finite, or rose far above where it started and stayed there."""
+    if record.first_nonfinite_step is not None:
+        return _nonfinite(record, ctx)
+    if record.initial_loss is None or len(record) < 10:
+        return None
+    n = recent_window(len(record), 0.1, 5, 100)
+    recent = median(record.loss[-n:])
+    sm = smooth(record.loss, SMOOTH_STEPS)
+    best = float(np.nanmin(sm))
+    if not (recent > DIVERGED_LOSS_FACTOR * max(record.initial_loss, 1e-12) and recent > DIVERGED_BEST_FACTOR * best):
+        return None
+    start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
+    start = int(record.steps[start_i])
+    remedies = [R.lower_lr(ctx, 10, "the loss climbed far above its starting value, the mark of steps that overshoot"),
+                R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, max(1, start_i)))]
+    return Finding(
+        FindingCode.DIVERGENCE, Severity.CRITICAL, start,
+        f"the loss rose to {fmt(recent)}, {recent / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)} "
+        f"(its best was {fmt(best)}), from step {start} on, and has not come back",
+        {"loss": recent, "initial_loss": record.initial_loss, "best_loss": best, "lr": ctx.lr}, tuple(remedies),
+    )
+
+
+def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
+    s = int(record.first_nonfinite_step)  # type: ignore[arg-type]
+    idx = np.searchsorted(record.steps, s)
+    loss_at = float(record.loss[idx]) if idx < len(record) else float("nan")
+    before = record.grad_norm[:idx]
+    before = before[np.isfinite(before)]
+    window = before[-GROWTH_WINDOW:]
+    gmax = float(window.max()) if len(window) else float("nan")
+    base = float(np.median(before[:-GROWTH_WINDOW])) if len(before) > GROWTH_WINDOW else (
+        float(before[0]) if len(before) else float("nan"))
+    growth = gmax / base if base and np.isfinite(base) and base > 0 else float("nan")
+    lr_at = float(record.lr[idx]) if idx < len(record) else ctx.lr
+    evidence = {"loss": loss_at, "grad_norm_max": gmax, "grad_norm_growth": growth, "lr": lr_at}
+    what = "the loss" if not np.isfinite(loss_at) else "the gradient norm"
+    value = "NaN" if np.isnan(loss_at) or np.isfinite(loss_at) else "inf"
+    healthy = float(np.median(before)) if len(before) else None
+    if s == 0:
+        remedies = [
+            R.note(RemedyCode.CHECK_PIPELINE,
+                   "The loss was not finite on the very first batch, before any update, so the learning rate is not "
+                   "the cause: check the data for NaN/inf, the labels' range and the loss function."),
+            R.note(RemedyCode.NORMALIZE_INPUTS, "Standardize the inputs (zero mean, unit variance): huge raw features "
+                   "overflow the first layer."),
+            R.lower_lr(ctx, 10, "if the data is clean, a smaller step is the next thing to try"),
+        ]
+        message = f"{what} was {value} at the first step, before any update"
+    elif ctx.is_adam and _is_late(record, s):
+        remedies = [R.lower_beta2(ctx),
+                    R.decay_lr(ctx, "decaying the step to zero keeps late steps from outgrowing a stale second moment"),
+                    R.clip_gradients(ctx, healthy), R.lower_lr(ctx, 10, "a smaller step leaves more room for error")]
+        message = (f"{what} became {value} at step {s}, late in a run that had been training well: with "
+                   f"beta2={ctx.beta2} Adam's second-moment estimate can go stale")
+    else:
+        remedies = [R.lower_lr(ctx, 10, "the steps overshoot until the loss blows up"), R.clip_gradients(ctx, healthy)]
+        if s < _early_limit(record) and not _has_warmup(record):
+            remedies.append(R.add_warmup(ctx, record.total_steps, at_least=2 * s))
+        grew = f" after the gradient norm grew {growth:.0f}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
+        message = f"{what} became {value} at step {s}{grew}, at lr {fmt(lr_at)}"
+    return Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, s, message, evidence, tuple(remedies))
+
+
+def _is_late(record: RunRecord, step: int) -> bool:
+    if record.total_steps:
+        late = step >= LATE_DIVERGENCE_FRACTION * record.total_steps
+    else:
+        late = step >= LATE_DIVERGENCE_MIN_STEPS
+    if not late or record.initial_loss is None:
+        return False
+    idx = int(np.searchsorted(record.steps, step))
+    earlier = record.loss[max(0, idx - 50) : idx]
+    return bool(len(earlier)) and median(earlier) < 0.7 * record.initial_loss  # it had been learning
+
+
+def _early_limit(record: RunRecord) -> int:
+    planned = record.total_steps or (record.last_step + 1)
+    return max(EARLY_MIN_STEPS, int(EARLY_FRACTION * planned))
+
+
+def _has_warmup(record: RunRecord) -> bool:
+    """A schedule that starts the LR below its later peak (linear warmup and kin)."""
+    head = record.lr[: max(3, len(record.lr) // 10)]
+    return len(head) >= 3 and head[0] < 0.5 * float(np.max(record.lr))
+
+
+def _spikes(record: RunRecord) -> np.ndarray:
+    """Indices of steps whose gradient norm spiked and the loss after it rose (damaging spikes)."""
+    g = record.grad_norm
+    if len(g) < 10:
+        return np.array([], dtype=int)
+    base = rolling_median(g, SPIKE_HISTORY)
+    with np.errstate(invalid="ignore"):
+        candidates = np.flatnonzero(g > SPIKE_FACTOR * base)
+    loss = record.loss
+    floor = SPIKE_MIN_DAMAGE * (record.initial_loss or 0.0)
+    damaging = []
+    for i in candidates:
+        before = median(loss[max(0, i - 5) : i])
+        after = median(loss[i + 1 : i + 6])
+        if np.isfinite(before) and np.isfinite(after) and after > max(SPIKE_LOSS_FACTOR * before, before + floor):
+            damaging.append(i)
+    return np.asarray(damaging, dtype=int)
+
+
+def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """Gradient-norm spikes that knock the loss up (the loss still finite)."""
+    spikes = _spikes(record)
+    if len(spikes) < MIN_SPIKES:
+        return None
+    i = int(spikes[0])
+    base = float(rolling_median(record.grad_norm, SPIKE_HISTORY)[i])
+    worst = float(np.max(record.grad_norm[spikes]))
+    healthy = median(record.grad_norm)
+    clip = R.clip_gradients(ctx, healthy)
+    lower = R.lower_lr(ctx, 3, "smaller steps keep a steep wall from throwing the weights far")
+    remedies = (lower, clip) if ctx.gradient_clip_val and ctx.gradient_clip_val <= 2 * healthy else (clip, lower)
+    return Finding(
+        FindingCode.EXPLODING_GRADIENTS, Severity.WARNING, int(record.steps[i]),
+        f"{len(spikes)} gradient-norm spikes (up to {fmt(worst)}, {worst / base:.0f}x the typical {fmt(base)}) "
+        f"each pushed the loss up, the first at step {int(record.steps[i])}",
+        {"spikes": len(spikes), "grad_norm_max": worst, "grad_norm_median": healthy, "lr": ctx.lr},
+        remedies,
+    )
+
+
+def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """The loss blew up in the first steps and then recovered: the signature of a missing warmup."""
+    limit = _early_limit(record)
+    if record.initial_loss is None or record.last_step < 2 * limit:
+        return None
+    early = record.steps < limit
+    sm = smooth(record.loss[early], 5)
+    peak_i = int(np.nanargmax(sm)) if len(sm) and np.isfinite(sm).any() else 0
+    peak = float(sm[peak_i]) if len(sm) else float("nan")
+    spikes = [i for i in _spikes(record) if record.steps[i] < limit]
+    blew_up = peak > EARLY_SPIKE_FACTOR * record.initial_loss
+    if not (blew_up or spikes):
+        return None
+    if median(record.loss[-recent_window(len(record), 0.1, 5, 100):]) >= record.initial_loss:
+        return None  # it never recovered: that is divergence or a stall, not an early hiccup
+    step = int(record.steps[peak_i]) if blew_up else int(record.steps[spikes[0]])
+    remedies = [R.lower_lr(ctx, 3, "the first steps overshoot before the optimizer's statistics settle")]
+    if not _has_warmup(record):
+        remedies.insert(0, R.add_warmup(ctx, record.total_steps, at_least=2 * step))
+    remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
+    what = (f"the loss rose to {fmt(peak)} ({peak / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)})"
+            if blew_up else f"{len(spikes)} gradient spikes hit the loss")
+    return Finding(FindingCode.EARLY_INSTABILITY, Severity.WARNING, step,
+                   f"{what} in the first {limit} steps, then training recovered",
+                   {"early_loss_peak": peak, "initial_loss": record.initial_loss, "lr": ctx.lr}, tuple(remedies))
+
+
+def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """The loss swings up and down without net progress while still far from converged."""
+    if record.initial_loss is None or len(record) < OSCILLATION_MIN_STEPS:
+        return None
+    n = recent_window(len(record), 0.25, OSCILLATION_MIN_STEPS, 400)
+    window = record.loss[-n:]
+    level = median(window)
+    q1, q3 = np.percentile(window, [25, 75])
+    amplitude = float(q3 - q1) / max(level, 1e-12)
+    progress = halves_change(window)
+    best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // 4))
+    far = level > OSCILLATION_LEVEL * record.initial_loss or level > OSCILLATION_REGRESSION * best
+    if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > OSCILLATION_PROGRESS):
+        return None
+    remedies = [R.lower_lr(ctx, 3, "the steps are large enough to jump across the valley instead of down it")]
+    if ctx.is_adam:
+        remedies.append(R.lower_beta1(ctx))
+    elif (ctx.momentum or 0.0) < 0.9:
+        remedies.append(R.raise_momentum(ctx, "momentum averages out the back-and-forth and keeps the downhill part"))
+    return Finding(
+        FindingCode.OSCILLATION, Severity.WARNING, int(record.steps[-n]),
+        f"over the last {n} steps the loss swung by {amplitude:.0%} of its level ({fmt(level)}) without coming down"
+        + (f", {level / best:.1f}x above the best it reached ({fmt(best)})"
+           if level > OSCILLATION_REGRESSION * best else ""),
+        {"loss_level": level, "relative_amplitude": amplitude, "window_change": progress, "best_loss": best,
+         "lr": ctx.lr},
+        tuple(remedies),
+    )

@@ -1,0 +1,176 @@
+"""Rules for runs that stop making progress: saddle stall, too-low LR, plateau, vanishing gradients.
+
+The first three look alike on a loss curve (a flat line) and need opposite remedies, so they are told
+apart by the gradient and the update size (guide, Step 1: "if it's small but loss is high, you might be
+near a saddle point ... always check the gradient norm"):
+
+| finding | loss | gradient norm | update/weight ratio | remedy |
+|---|---|---|---|---|
+| saddle_stall | flat, near its start | tiny relative to the loss | tiny | momentum, higher LR, init |
+| slow_convergence | falling slowly, near its start | healthy | tiny | higher LR |
+| plateau | flat, well below its start | healthy (noise) | healthy | decay the LR |
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tunekit.diagnose import _remedies as R
+from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._stats import fmt, halves_change, median, recent_window
+from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
+
+STALL_MIN_STEPS = 40  # fewer steps than this say nothing about progress
+FLAT_CHANGE = -0.02  # a window whose second half is not 2% below its first half is flat
+SADDLE_HIGH_LOSS = 0.8  # a saddle stall sits near where training started: loss above 80% of the initial
+SADDLE_GRAD_TO_LOSS = 1e-2  # gradient norm under 1% of the loss value is "tiny": first-order steps crawl
+SLOW_PROGRESS = 0.8  # after the first window, a loss still above 80% of the initial is slow progress
+SLOW_UPDATE_RATIO = 1e-4  # updates under 1e-4 of the weights per step are too small (healthy ~1e-3)
+TARGET_UPDATE_RATIO = 1e-3  # the update/weight ratio a healthy run has (Karpathy's rule of thumb)
+PLATEAU_PROGRESS = 0.7  # a plateau comes after real progress: loss below 70% of the initial
+PLATEAU_FLOOR = 0.02  # below 2% of the initial loss the run has converged, it is not stuck
+PLATEAU_LR_CONSTANT = 1.25  # LR max/min over the window under this = no decay is happening
+VANISHING_RATIO = 1e-3  # first/last layer gradient-norm ratio under 1e-3 (AUTOTRAINER's threshold)
+VANISHING_MIN_LAYERS = 3  # the ratio means little for networks of one or two layers
+
+
+def _window(record: RunRecord) -> int:
+    return recent_window(len(record), 0.3, STALL_MIN_STEPS, 1000)
+
+
+def _update_ratio(record: RunRecord, since_step: int) -> float:
+    keep = record.update_steps >= since_step
+    return median(record.update_ratio[keep]) if keep.any() else float("nan")
+
+
+def _weight_grad_norm(record: RunRecord, n: int) -> float:
+    """The largest per-layer (weight) gradient norm over the last ``n`` steps, or the global norm when
+    no per-layer norms were recorded. At a saddle every layer's weight gradient is tiny; the global norm
+    is not, since the output bias still sees the full error."""
+    norms = record.layer_grad_norms
+    if norms.ndim == 2 and norms.shape[1]:
+        return float(np.max(np.median(norms[-n:], axis=0)))
+    return median(record.grad_norm[-n:])
+
+
+def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """Loss flat near its starting value while the gradient is tiny: a saddle region, not a minimum."""
+    if record.initial_loss is None or len(record) < STALL_MIN_STEPS:
+        return None
+    n = _window(record)
+    loss = record.loss[-n:]
+    level, g = median(loss), _weight_grad_norm(record, n)
+    grad_to_loss = g / max(level, 1e-12)
+    if not (halves_change(loss) > FLAT_CHANGE and level > SADDLE_HIGH_LOSS * record.initial_loss
+            and grad_to_loss < SADDLE_GRAD_TO_LOSS):
+        return None
+    remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region")]
+    if (ctx.is_adam and (ctx.beta1 or 0.9) >= 0.95) or (not ctx.is_adam and (ctx.momentum or 0) >= 0.9):
+        remedies = []  # momentum is already high; a larger step is the next lever
+    remedies.append(R.raise_lr(ctx, 10, "larger steps leave the near-zero-gradient region sooner"))
+    remedies.append(R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or "
+                           "orthogonal): a small init starts deep networks right at a saddle."))
+    return Finding(
+        FindingCode.SADDLE_STALL, Severity.WARNING, int(record.steps[-n]),
+        f"the loss has stayed near {fmt(level)} ({level / record.initial_loss:.0%} of its initial value) for {n} "
+        f"steps while the gradient norm is only {fmt(g)}: a saddle region, not a minimum",
+        {"loss": level, "grad_norm": g, "grad_to_loss": grad_to_loss, "initial_loss": record.initial_loss,
+         "lr": ctx.lr}, tuple(remedies),
+    )
+
+
+def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """Healthy gradients, tiny updates, little progress: the learning rate is too low."""
+    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
+        return None
+    n = _window(record)
+    level = median(record.loss[-n:])
+    since = int(record.steps[-n])
+    ratio = _update_ratio(record, since)
+    if not level > SLOW_PROGRESS * record.initial_loss:
+        return None
+    g = median(record.grad_norm[-n:])
+    if _weight_grad_norm(record, n) / max(level, 1e-12) < SADDLE_GRAD_TO_LOSS:
+        return None  # tiny gradients: the saddle rule speaks for this run
+    if np.isfinite(ratio):
+        if ratio >= SLOW_UPDATE_RATIO:
+            return None  # the steps are a healthy size; the problem lies elsewhere
+        factor = float(np.clip(TARGET_UPDATE_RATIO / max(ratio, 1e-12), 3, 100))
+    else:
+        if halves_change(record.loss[-n:]) > FLAT_CHANGE:
+            return None  # without update sizes, only a steady slow descent points at the LR
+        factor = 10.0
+    remedies = [R.raise_lr(ctx, factor, "the updates are far smaller than the weights, so each step changes little")]
+    if not ctx.is_adam:
+        remedies.append(R.switch_optimizer(ctx, "Adam scales each parameter's step and is less sensitive to the LR"))
+    ratio_text = f", each update moves the weights by {fmt(ratio)} of their size" if np.isfinite(ratio) else ""
+    return Finding(
+        FindingCode.SLOW_CONVERGENCE, Severity.WARNING, since,
+        f"after {record.last_step + 1} steps the loss is still {fmt(level)} ({level / record.initial_loss:.0%} of its "
+        f"initial value) with healthy gradients{ratio_text}: the learning rate is too low",
+        {"loss": level, "initial_loss": record.initial_loss, "update_ratio": ratio, "grad_norm": g, "lr": ctx.lr},
+        tuple(remedies),
+    )
+
+
+def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """The loss came down, then stopped at a noise floor under a constant learning rate."""
+    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
+        return None
+    n = _window(record)
+    loss, lr = record.loss[-n:], record.lr[-n:]
+    level = median(loss)
+    if not (PLATEAU_FLOOR * record.initial_loss < level < PLATEAU_PROGRESS * record.initial_loss):
+        return None
+    change = halves_change(loss)
+    constant_lr = float(np.max(lr)) <= PLATEAU_LR_CONSTANT * max(float(np.min(lr)), 1e-30)
+    if not (change > FLAT_CHANGE and constant_lr):
+        return None
+    noise = float(np.std(loss)) / max(level, 1e-12)
+    remedies = [R.decay_lr(ctx, "the loss sits at the noise floor of this step size; a shrinking step settles "
+                           "lower"), R.lower_lr(ctx, 10, "a one-off step decay does the same")]
+    bigger = R.raise_batch_size(ctx, "a larger batch lowers the gradient noise that sets the floor")
+    if bigger is not None:
+        remedies.append(bigger)
+    return Finding(
+        FindingCode.PLATEAU, Severity.WARNING, int(record.steps[-n]),
+        f"the loss has not improved over the last {n} steps (flat at {fmt(level)}, batch-to-batch noise "
+        f"{noise:.0%}) at a constant learning rate of {fmt(ctx.lr)}",
+        {"loss": level, "window_change": change, "noise": noise, "lr": ctx.lr}, tuple(remedies),
+    )
+
+
+def check_vanishing_gradients(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """The first layers get orders of magnitude less gradient than the last ones."""
+    norms = record.layer_grad_norms
+    if norms.ndim != 2 or norms.shape[1] < VANISHING_MIN_LAYERS or len(record) < 10:
+        return None
+    n = recent_window(len(record), 0.3, 10, 1000)
+    per_layer = np.array([median(norms[-n:, j]) for j in range(norms.shape[1])])
+    live = np.flatnonzero(per_layer > 0)  # frozen or unused layers have no gradient at all
+    if len(live) < VANISHING_MIN_LAYERS:
+        return None
+    first, last = float(per_layer[live[0]]), float(per_layer[live[-1]])
+    ratio = first / last
+    level = median(record.loss[-n:])
+    if not ratio < VANISHING_RATIO or last < SADDLE_GRAD_TO_LOSS * level:
+        return None  # no gap, or every layer's gradient is tiny (a saddle, not a vanishing chain)
+    names = record.layer_names
+    learning = record.initial_loss is not None and level < 0.5 * record.initial_loss
+    arch = R.note(RemedyCode.CHANGE_ARCHITECTURE,
+                  "Replace saturating activations (" + (", ".join(ctx.saturating_layers[:3]) or "sigmoid/tanh")
+                  + ") with ReLU/GELU, or add normalization layers or residual connections, so the gradient reaches "
+                  "the first layers.")
+    init = R.note(RemedyCode.CHANGE_INIT, "Use an initialization scaled for the depth (Kaiming for ReLU, Xavier for "
+                  "tanh) so each layer passes the gradient on at about the same size.")
+    remedies = [arch, init] if ctx.saturating_layers else [init, arch]
+    if not ctx.is_adam:
+        remedies.append(R.switch_optimizer(ctx, "Adam rescales each parameter's step, so small gradients still move "
+                                           "the early layers"))
+    return Finding(
+        FindingCode.VANISHING_GRADIENTS, Severity.INFO if learning else Severity.WARNING, int(record.steps[-n]),
+        f"the first layer ({names[live[0]]}) gets {fmt(ratio)} of the gradient norm of the last ({names[live[-1]]}): "
+        "the early layers barely learn",
+        {"first_layer": names[live[0]], "last_layer": names[live[-1]], "first_grad_norm": first,
+         "last_grad_norm": last, "ratio": ratio}, tuple(remedies),
+    )

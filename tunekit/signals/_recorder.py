@@ -1,0 +1,283 @@
+"""Per-step training signals, computed once per step on the device and read back every few steps.
+
+The hot path (``capture_gradients`` and ``capture_loss``, once per optimizer step) issues a handful of
+fused kernels and no host sync on an accelerator: per-parameter gradient norms come from one
+``torch._foreach_norm`` per device/dtype group and land in a preallocated device buffer; the loss is
+added into the same buffer. Every ``flush_every`` steps the buffer is copied to the host in one
+transfer and folded into bounded tables (per-layer and global norms are computed there, in numpy).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunekit.diagnose import RunRecord
+from tunekit.diagnose._record import initial_loss_of
+from tunekit.signals._buffer import BoundedTable
+
+_FIXED_COLS = 4  # step, loss, global grad norm, lr
+
+
+def layer_of(param_name: str) -> str:
+    """The layer (module) a parameter belongs to: ``"net.0.weight"`` -> ``"net.0"``."""
+    return param_name.rsplit(".", 1)[0] if "." in param_name else param_name
+
+
+def layer_membership(names: list[str], dims: list[int], layers: list[str]) -> np.ndarray:
+    """A (parameters x layers) 0/1 matrix: which parameters make up each layer's gradient norm.
+
+    A layer's norm covers its weight matrices (parameters of two or more dimensions); biases and gains
+    join only in layers that have nothing else (LayerNorm, BatchNorm). A bias gradient measures the
+    output error directly, so it stays large at a saddle and would hide a stalled weight.
+    """
+    col = {name: i for i, name in enumerate(layers)}
+    has_weight = {layer_of(n) for n, d in zip(names, dims, strict=True) if d >= 2}
+    member = np.zeros((len(names), len(layers)))
+    for i, (n, d) in enumerate(zip(names, dims, strict=True)):
+        if d >= 2 or layer_of(n) not in has_weight:
+            member[i, col[layer_of(n)]] = 1.0
+    return member
+
+
+class SignalRecorder:
+    """Records loss, gradient norms (global and per layer), LR and update/weight ratio of a run.
+
+    Args:
+        flush_every: optimizer steps between read-backs of the device buffer.
+        update_ratio_every: steps between samples of the update-to-weight ratio (each sample holds a
+            copy of the weights for one step); 0 turns it off.
+        capacity: rows kept per table; older rows are thinned beyond it (see ``BoundedTable``).
+    """
+
+    def __init__(self, flush_every: int = 32, update_ratio_every: int = 50, capacity: int = 4096) -> None:
+        if flush_every < 1:
+            raise ValueError(f"flush_every must be >= 1, but got {flush_every=}.")
+        if update_ratio_every < 0:
+            raise ValueError(f"update_ratio_every must be >= 0 (0 turns it off), but got {update_ratio_every=}.")
+        self.flush_every = flush_every
+        self.update_ratio_every = update_ratio_every
+        self.capacity = capacity
+        self.layer_names: tuple[str, ...] = ()
+        self.table: BoundedTable | None = None  # step, loss, grad_norm, lr, per-layer norms
+        self.updates = BoundedTable(2, capacity)  # step, update/weight ratio
+        self.val = BoundedTable(2, capacity)  # step, val loss
+        self.first_nonfinite_step: int | None = None
+        self.initial_loss: float | None = None
+        self.total_steps: int | None = None
+        self.grad_scaler = False
+        self.check_loss_every_step = True
+        self._bound = False
+        self._module: weakref.ref[torch.nn.Module] | None = None
+        self.flushes = 0  # read-backs that brought new rows (monitors log after each)
+        self._reset_step_state()
+
+    def _reset_step_state(self) -> None:
+        self._slot = 0
+        self._grad_step = -1  # global step whose gradients are in the open slot
+        self._slot_open = False
+        self._loss_key: tuple[int, int, int] | None = None
+        self._steps: list[int] = []
+        self._lrs: list[float] = []
+        self._before: list[torch.Tensor] | None = None
+        self._update_rows: list[torch.Tensor] = []
+        self._update_steps: list[int] = []
+
+    # ------------------------------------------------------------------ binding
+    def bind(self, module: torch.nn.Module, *, total_steps: int | None, grad_scaler: bool, world_size: int) -> None:
+        """Prepare the device buffers for ``module``'s trainable parameters (once per fit, after device setup)."""
+        named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        if not named:
+            raise ValueError("The model has no trainable parameters: there are no gradients to monitor.")
+        self._params = [p for _, p in named]
+        self._bad_dev: torch.Tensor | None = None
+        self._bad_host = torch.full((), -1, dtype=torch.long)
+        layers = list(dict.fromkeys(layer_of(n) for n, _ in named))
+        if self.table is not None and tuple(layers) != self.layer_names:
+            raise ValueError("The model's layers differ from the ones recorded in the restored state: "
+                             "resume with the same model.")
+        self.layer_names = tuple(layers)
+        self._membership = layer_membership([n for n, _ in named], [p.dim() for _, p in named], layers)
+        if self.table is None:
+            self.table = BoundedTable(_FIXED_COLS + len(layers), self.capacity)
+        groups: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+        for i, p in enumerate(self._params):
+            groups.setdefault((p.device, p.dtype), []).append(i)
+        self._groups = list(groups.values())
+        self._device = self._params[0].device
+        # row layout on the device: [loss, norm of param 0, norm of param 1, ...]
+        self._dev = torch.zeros(self.flush_every, 1 + len(self._params), device=self._device)
+        self._order = torch.tensor([i for g in self._groups for i in g], device=self._device) + 1
+        self.total_steps = total_steps
+        self.grad_scaler = grad_scaler
+        # In DDP the gradients are all-reduced, so a decision on them is the same on every rank; the
+        # loss is per rank, so it joins the decision only at the (reduced) periodic checks.
+        self.check_loss_every_step = world_size == 1
+        self._reset_step_state()
+        self._bound = True
+        self._module = weakref.ref(module)
+
+    def is_bound_to(self, module: torch.nn.Module) -> bool:
+        return self._bound and self._module is not None and self._module() is module
+
+    # ------------------------------------------------------------------ hot path
+    def capture_gradients(self, global_step: int, lr: float) -> None:
+        """Norms of the current gradients into the open slot (called before the optimizer step)."""
+        if global_step == self._grad_step or not self._bound:
+            return
+        self._grad_step = global_step
+        grads = [p.grad for p in self._params]
+        row = self._dev[self._slot]
+        with torch.no_grad():
+            if len(self._groups) == 1 and not any(g is None for g in grads):
+                torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32), out=row[1:])  # type: ignore[arg-type]
+            else:
+                norms = []
+                for group in self._groups:
+                    present = [grads[i] if grads[i] is not None else self._params[i].new_zeros(()) for i in group]
+                    norms.extend(n.to(self._device) for n in torch._foreach_norm(present, 2, dtype=torch.float32))  # type: ignore[arg-type]
+                row.index_copy_(0, self._order, torch.stack(norms))
+            if self.update_ratio_every and global_step % self.update_ratio_every == 0:
+                self._before = torch._foreach_mul([p.detach() for p in self._params], 1.0)
+        self._steps.append(global_step)
+        self._lrs.append(lr)
+        self._slot_open = True
+
+    def capture_loss(self, loss: Any, global_step: int, batch_key: tuple[int, int, int]) -> bool:
+        """Add a micro-batch's loss; close the slot when the optimizer stepped. Returns True on a new
+        non-finite step."""
+        if batch_key == self._loss_key or not self._bound:
+            return False
+        self._loss_key = batch_key
+        if isinstance(loss, Mapping):
+            loss = loss.get("loss")
+        if isinstance(loss, torch.Tensor):
+            self._dev[self._slot, 0] += loss.detach().reshape(()).to(self._dev)
+        if not self._slot_open or global_step <= self._grad_step:  # still accumulating this step
+            return False
+        return self._close_slot()
+
+    def _close_slot(self) -> bool:
+        row = self._dev[self._slot]
+        if self._before is not None:
+            with torch.no_grad():
+                after = [p.detach() for p in self._params]
+                diff = torch._foreach_norm(torch._foreach_sub(after, self._before), 2, dtype=torch.float32)
+                base = torch._foreach_norm(self._before, 2, dtype=torch.float32)
+                self._update_rows.append(torch.stack([torch.stack(diff).to(self._device).square().sum(),
+                                                      torch.stack(base).to(self._device).square().sum()]))
+            self._update_steps.append(self._grad_step)
+            self._before = None
+        new_bad = False
+        if self.first_nonfinite_step is None:
+            checked = row[:1] if self.grad_scaler else (row if self.check_loss_every_step else row[1:])
+            bad_step = self._nonfinite_watch(checked)
+            if bad_step is not None:
+                self.first_nonfinite_step = bad_step
+                new_bad = True
+        self._slot_open = False
+        self._slot += 1
+        if self._slot == self.flush_every:
+            self.flush()
+        return new_bad
+
+    def _nonfinite_watch(self, checked: torch.Tensor) -> int | None:
+        """The first step seen with a non-finite value, without a blocking sync on an accelerator.
+
+        On a CPU the check is read at once. On an accelerator the device keeps the first bad step in a
+        tensor, which is copied to pinned host memory without blocking; the host reads the copy that has
+        landed, so a NaN is seen one or two steps after it happens.
+        """
+        if self._device.type == "cpu":
+            return None if bool(torch.isfinite(checked).all()) else self._grad_step
+        if self._bad_dev is None:
+            self._bad_dev = torch.full((), -1, dtype=torch.long, device=self._device)
+            self._bad_host = torch.full((), -1, dtype=torch.long).pin_memory()
+        bad_now = ~torch.isfinite(checked).all() & (self._bad_dev < 0)
+        self._bad_dev.masked_fill_(bad_now, self._grad_step)
+        seen = int(self._bad_host)  # what an earlier step's copy left there
+        self._bad_host.copy_(self._bad_dev, non_blocking=True)
+        return seen if seen >= 0 else None
+
+    # ------------------------------------------------------------------ host side
+    def flush(self) -> None:
+        """Copy the filled slots to the host and fold them into the tables (one transfer)."""
+        if not self._bound or self.table is None:
+            return
+        n = self._slot
+        if n:
+            block = self._dev[:n].detach().cpu().double().numpy()
+            loss, norms = block[:, 0], block[:, 1:]
+            sq = np.square(norms)
+            layer = np.sqrt(sq @ self._membership)
+            total = np.sqrt(sq.sum(axis=1))
+            rows = np.column_stack([np.asarray(self._steps[:n], float), loss, total,
+                                    np.asarray(self._lrs[:n], float), layer])
+            self.table.append(rows)
+            self.flushes += 1
+            self._note_initial_loss(loss)
+            if self.grad_scaler is False and self.first_nonfinite_step is None:
+                bad = ~(np.isfinite(loss) & np.isfinite(total))
+                if bad.any():
+                    self.first_nonfinite_step = int(self._steps[int(np.argmax(bad))])
+        if self._update_rows:
+            sums = torch.stack(self._update_rows).cpu().double().numpy()
+            ratio = np.sqrt(sums[:, 0]) / np.maximum(np.sqrt(sums[:, 1]), 1e-12)
+            self.updates.append(np.column_stack([np.asarray(self._update_steps, float), ratio]))
+        if n < self.flush_every:  # keep the open slot (a step whose loss is still accumulating)
+            self._dev[0].copy_(self._dev[n])
+            self._dev[1:].zero_()
+        else:
+            self._dev.zero_()
+        open_step, open_lr = self._steps[n:], self._lrs[n:]
+        self._slot = 0
+        self._steps, self._lrs = list(open_step), list(open_lr)
+        self._update_rows, self._update_steps = [], []
+
+    def _note_initial_loss(self, loss: np.ndarray) -> None:
+        if self.initial_loss is None:
+            self.initial_loss = initial_loss_of(loss)
+
+    def add_validation(self, step: int, value: float) -> None:
+        self.val.append(np.array([[float(step), float(value)]]))
+
+    def record(self, flush: bool = True) -> RunRecord:
+        """The recorded series so far; ``flush`` reads back the steps still on the device first."""
+        if flush:
+            self.flush()
+        data = self.table.data if self.table is not None else np.zeros((0, _FIXED_COLS))
+        return RunRecord(
+            steps=data[:, 0].astype(int), loss=data[:, 1].copy(), grad_norm=data[:, 2].copy(), lr=data[:, 3].copy(),
+            layer_names=self.layer_names, layer_grad_norms=data[:, _FIXED_COLS:].copy(),
+            update_steps=self.updates.data[:, 0].astype(int), update_ratio=self.updates.data[:, 1].copy(),
+            val_steps=self.val.data[:, 0].astype(int), val_loss=self.val.data[:, 1].copy(),
+            first_nonfinite_step=self.first_nonfinite_step, initial_loss=self.initial_loss,
+            total_steps=self.total_steps, grad_scaler=self.grad_scaler,
+        )
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        self.flush()
+        return {
+            "layer_names": list(self.layer_names),
+            "table": torch.from_numpy(self.table.state()) if self.table is not None else None,
+            "updates": torch.from_numpy(self.updates.state()),
+            "val": torch.from_numpy(self.val.state()),
+            "first_nonfinite_step": self.first_nonfinite_step,
+            "initial_loss": self.initial_loss,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.layer_names = tuple(state.get("layer_names", ()))
+        table = state.get("table")
+        if table is not None:
+            self.table = BoundedTable(table.shape[1], self.capacity)
+            self.table.load(table.numpy())
+        self.updates.load(state["updates"].numpy()) if "updates" in state else None
+        self.val.load(state["val"].numpy()) if "val" in state else None
+        self.first_nonfinite_step = state.get("first_nonfinite_step")
+        self.initial_loss = state.get("initial_loss")
