@@ -21,15 +21,28 @@ from tunekit.diagnose import Finding, RunContext, RunRecord, diagnose
 from tunekit.diagnose.rules import Rule
 from tunekit.signals import SignalRecorder
 
-_RECORDERS: WeakKeyDictionary[pl.Trainer, SignalRecorder] = WeakKeyDictionary()
+
+class _Shared:
+    """What the monitors of one Trainer share: the recorder, and who subscribed (the first one feeds it)."""
+
+    def __init__(self, recorder: SignalRecorder) -> None:
+        self.recorder = recorder
+        self.monitors: list[Monitor] = []
+
+
+_SHARED: WeakKeyDictionary[pl.Trainer, _Shared] = WeakKeyDictionary()
+
+
+def _shared_for(trainer: pl.Trainer, **settings: Any) -> _Shared:
+    shared = _SHARED.get(trainer)
+    if shared is None:
+        shared = _SHARED[trainer] = _Shared(SignalRecorder(**settings))
+    return shared
 
 
 def recorder_for(trainer: pl.Trainer, **settings: Any) -> SignalRecorder:
     """The recorder shared by all monitors of ``trainer`` (created by the first to ask, with its settings)."""
-    recorder = _RECORDERS.get(trainer)
-    if recorder is None:
-        recorder = _RECORDERS[trainer] = SignalRecorder(**settings)
-    return recorder
+    return _shared_for(trainer, **settings).recorder
 
 
 def _planned_steps(trainer: pl.Trainer) -> int | None:
@@ -54,7 +67,7 @@ class Monitor(Callback):
 
     rules: ClassVar[tuple[Rule, ...]] = ()
 
-    def __init__(self, *, log_metrics: bool = True, flush_every: int = 32, update_ratio_every: int = 50) -> None:
+    def __init__(self, *, log_metrics: bool = True, flush_every: int = 32, update_ratio_every: int = 100) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, but got {flush_every=}.")
         if update_ratio_every < 0:
@@ -62,14 +75,23 @@ class Monitor(Callback):
         self.log_metrics = log_metrics
         self._settings = {"flush_every": flush_every, "update_ratio_every": update_ratio_every}
         self._recorder: SignalRecorder | None = None
+        self._shared: _Shared | None = None
         self._context = RunContext()
         self._logged_step = -1
-        self._flushes_seen = 0
 
     # ------------------------------------------------------------------ lifecycle
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage == "fit":
-            self._recorder = recorder_for(trainer, **self._settings)
+        if stage != "fit":
+            return
+        self._shared = _shared_for(trainer, **self._settings)
+        self._recorder = self._shared.recorder
+        if self not in self._shared.monitors:
+            self._shared.monitors.append(self)
+
+    @property
+    def _feeds(self) -> bool:
+        """The first monitor of a Trainer feeds the recorder; the others hear of read-backs from it."""
+        return self._shared is not None and self._shared.monitors[0] is self
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         recorder = self.recorder
@@ -89,31 +111,43 @@ class Monitor(Callback):
     # ------------------------------------------------------------------ per step
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        if self._recorder is not None:
-            self._recorder.capture_gradients(trainer.global_step, optimizer.param_groups[0]["lr"])
+        if self._feeds:
+            self.recorder.capture_gradients(trainer.global_step, optimizer.param_groups[0]["lr"])
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
-        recorder = self._recorder
-        if recorder is None:
+        if not self._feeds:
             return
-        recorder.capture_loss(outputs, trainer.global_step, (trainer.current_epoch, batch_idx, trainer.global_step))
-        if recorder.flushes != self._flushes_seen:
-            self._flushes_seen = recorder.flushes
-            self._on_flush(trainer, pl_module)
+        recorder = self.recorder
+        flushes = recorder.flushes
+        nonfinite = recorder.capture_loss(outputs, trainer.global_step)
+        if nonfinite or recorder.flushes != flushes:
+            for monitor in list(self._shared.monitors):  # type: ignore[union-attr]
+                monitor.on_signals(trainer, pl_module, nonfinite=nonfinite)
 
-    def _on_flush(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """New rows reached the host: log what this monitor shows."""
+    def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
+        """New signals reached the host (a read-back, or a non-finite step): log this monitor's metrics."""
+        self._log_new(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._recorder is not None and self._recorder.table is not None:
+            self._recorder.flush()  # the last few steps, which no periodic read-back has brought yet
+            self._log_new(trainer)
+
+    def _log_new(self, trainer: pl.Trainer) -> None:
+        """Log what this monitor shows for the rows that reached the host since it last logged."""
         if not (self.log_metrics and trainer.loggers):
             return
         record = self.recorder.record(flush=False)  # only what the last read-back brought: no extra sync
         every = max(1, trainer.log_every_n_steps)
         rows = np.flatnonzero((record.steps > self._logged_step) & ((record.steps + 1) % every == 0))
-        for i in rows:
-            metrics = {k: v for k, v in self.step_metrics(record, int(i)).items() if math.isfinite(v)}
+        points = [(int(record.steps[i]), self.step_metrics(record, int(i))) for i in rows]
+        points += self.sampled_metrics(record, self._logged_step)
+        for step, values in sorted(points, key=lambda p: p[0]):
+            metrics = {k: v for k, v in values.items() if math.isfinite(v)}
             if metrics:
                 for logger in trainer.loggers:
-                    logger.log_metrics(metrics, step=int(record.steps[i]))
+                    logger.log_metrics(metrics, step=step)
         if len(record):
             self._logged_step = record.last_step
             state = {k: v for k, v in self.metrics(record).items() if math.isfinite(v)}
@@ -124,6 +158,10 @@ class Monitor(Callback):
     def step_metrics(self, record: RunRecord, index: int) -> dict[str, float]:
         """Per-step values to log for the entry ``index`` of ``record`` (none by default)."""
         return {}
+
+    def sampled_metrics(self, record: RunRecord, after_step: int) -> list[tuple[int, dict[str, float]]]:
+        """Values sampled at their own steps (not every step), logged whenever they are new."""
+        return []
 
     def metrics(self, record: RunRecord) -> dict[str, float]:
         """This monitor's state, logged at each read-back (none by default)."""

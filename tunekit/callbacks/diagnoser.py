@@ -61,14 +61,14 @@ class Diagnoser(Monitor):
     def __init__(
         self,
         *,
-        check_every_n_steps: int = 64,
+        check_every_n_steps: int = 100,
         stop_on_critical: bool = True,
         val_metric: str = "val_loss",
         dirpath: str | Path | None = None,
         save: bool = True,
         verbose: bool = True,
         flush_every: int = 32,
-        update_ratio_every: int = 50,
+        update_ratio_every: int = 100,
     ) -> None:
         super().__init__(log_metrics=False, flush_every=flush_every, update_ratio_every=update_ratio_every)
         if check_every_n_steps < 1:
@@ -107,9 +107,9 @@ class Diagnoser(Monitor):
                            if any(rule in cb.rules for cb in trainer.callbacks
                                   if isinstance(cb, Monitor) and not isinstance(cb, Diagnoser)))
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+    def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
+        # Checks run at read-backs (every ``flush_every`` steps, the same steps on every rank, so the
+        # reduced stop decision lines up across ranks).
         if trainer.global_step - self._last_check >= self.check_every_n_steps:
             self._check(trainer, pl_module, may_stop=True)
 
@@ -129,6 +129,7 @@ class Diagnoser(Monitor):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._recorder is None or self._recorder.table is None:
             return
+        super().on_train_end(trainer, pl_module)
         self._check(trainer, pl_module, may_stop=False)
         directory = self.dirpath
         if directory is None and self.save:

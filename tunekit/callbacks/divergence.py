@@ -31,11 +31,10 @@ class DivergenceMonitor(Monitor):
         self.check_finite = check_finite
         self.stopped_at: int | None = None
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        bad = self._recorder.first_nonfinite_step if self._recorder is not None else None
-        if self.check_finite and bad is not None and self.stopped_at is None:
+    def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
+        super().on_signals(trainer, pl_module, nonfinite=nonfinite)
+        bad = self.recorder.first_nonfinite_step
+        if nonfinite and self.check_finite and bad is not None and self.stopped_at is None:
             self.stopped_at = trainer.global_step
             trainer.should_stop = True
             rank_zero_warn(f"tunekit: the loss or gradient became non-finite at step {bad}; stopping the fit "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import numpy as np
-
 from tunekit.callbacks._base import Monitor
 from tunekit.diagnose import RunRecord
 from tunekit.diagnose.rules import Rule, check_exploding_gradients, check_vanishing_gradients
@@ -35,8 +33,9 @@ class GradNormMonitor(Monitor):
         if self.per_layer:
             for name, value in zip(record.layer_names, record.layer_grad_norms[index], strict=True):
                 metrics[f"tunekit/grad_norm/{name}"] = float(value)
-        step = record.steps[index]
-        hit = np.flatnonzero(record.update_steps == step)
-        if len(hit):
-            metrics["tunekit/update_ratio"] = float(record.update_ratio[hit[0]])
         return metrics
+
+    def sampled_metrics(self, record: RunRecord, after_step: int) -> list[tuple[int, dict[str, float]]]:
+        new = record.update_steps > after_step
+        return [(int(s), {"tunekit/update_ratio": float(r)})
+                for s, r in zip(record.update_steps[new], record.update_ratio[new], strict=True)]

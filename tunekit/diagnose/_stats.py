@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import median_filter
 
 
 def recent_window(n_steps: int, fraction: float, minimum: int, maximum: int) -> int:
@@ -42,16 +43,19 @@ def best_block_median(x: np.ndarray, block: int) -> float:
 
 
 def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
-    """Median of the ``window`` values *before* each index (NaN where there are none)."""
+    """Median of the ``window`` values *before* each index (the first entry is NaN; the first windows
+    are padded with the first value)."""
     out = np.full(len(x), np.nan)
     if len(x) <= 1:
         return out
-    w = min(window, len(x) - 1)
-    padded = np.concatenate([np.full(w - 1, np.nan), x])
-    views = sliding_window_view(padded, w)[: len(x) - 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows at the start are expected
-        out[1:] = np.nanmedian(views, axis=1)
+    w = window | 1  # an odd width has one middle value
+    if np.isnan(x).any():
+        padded = np.concatenate([np.full(w - 1, x[0]), x])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+            out[1:] = np.nanmedian(sliding_window_view(padded, w)[: len(x) - 1], axis=1)
+        return out
+    out[1:] = median_filter(x, size=w, mode="nearest", origin=w // 2)[:-1]
     return out
 
 
@@ -59,7 +63,9 @@ def smooth(x: np.ndarray, window: int) -> np.ndarray:
     """Centered running median of ``x`` (robust to single-batch spikes); same length as ``x``."""
     if len(x) == 0 or window <= 1:
         return x.astype(float)
-    w = min(window, len(x))
+    w = min(window, len(x)) | 1
+    if not np.isnan(x).any():
+        return median_filter(x.astype(float), size=w, mode="nearest")
     left = w // 2
     padded = np.concatenate([np.full(left, np.nan), x, np.full(w - 1 - left, np.nan)])
     with warnings.catch_warnings():

@@ -9,6 +9,7 @@ transfer and folded into bounded tables (per-layer and global norms are computed
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +25,9 @@ _FIXED_COLS = 4  # step, loss, global grad norm, lr
 
 
 def layer_of(param_name: str) -> str:
-    """The layer (module) a parameter belongs to: ``"net.0.weight"`` -> ``"net.0"``."""
-    return param_name.rsplit(".", 1)[0] if "." in param_name else param_name
+    """The layer (module) a parameter belongs to: ``"net.0.weight"`` -> ``"net.0"``; ``"root"`` for the
+    parameters of the top module itself."""
+    return param_name.rsplit(".", 1)[0] if "." in param_name else "root"
 
 
 def layer_membership(names: list[str], dims: list[int], layers: list[str]) -> np.ndarray:
@@ -54,7 +56,7 @@ class SignalRecorder:
         capacity: rows kept per table; older rows are thinned beyond it (see ``BoundedTable``).
     """
 
-    def __init__(self, flush_every: int = 32, update_ratio_every: int = 50, capacity: int = 4096) -> None:
+    def __init__(self, flush_every: int = 32, update_ratio_every: int = 100, capacity: int = 4096) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, but got {flush_every=}.")
         if update_ratio_every < 0:
@@ -74,13 +76,16 @@ class SignalRecorder:
         self._bound = False
         self._module: weakref.ref[torch.nn.Module] | None = None
         self.flushes = 0  # read-backs that brought new rows (monitors log after each)
+        self.enabled = True  # False pauses recording (e.g. for a phase of training not worth watching)
+        self._cached: tuple[tuple[int, int, int | None], RunRecord] | None = None
         self._reset_step_state()
 
     def _reset_step_state(self) -> None:
         self._slot = 0
         self._grad_step = -1  # global step whose gradients are in the open slot
         self._slot_open = False
-        self._loss_key: tuple[int, int, int] | None = None
+        self._losses: list[torch.Tensor] = []  # detached micro-batch losses not yet read back ...
+        self._loss_slots: list[int] = []  # ... and the slot (optimizer step) each belongs to
         self._steps: list[int] = []
         self._lrs: list[float] = []
         self._before: list[torch.Tensor] | None = None
@@ -109,15 +114,18 @@ class SignalRecorder:
             groups.setdefault((p.device, p.dtype), []).append(i)
         self._groups = list(groups.values())
         self._device = self._params[0].device
-        # row layout on the device: [loss, norm of param 0, norm of param 1, ...]
-        self._dev = torch.zeros(self.flush_every, 1 + len(self._params), device=self._device)
-        self._order = torch.tensor([i for g in self._groups for i in g], device=self._device) + 1
+        # one row per optimizer step on the device: the norm of each parameter's gradient
+        self._dev = torch.zeros(self.flush_every, len(self._params), device=self._device)
+        self._rows = list(self._dev.unbind(0))  # views made once, not indexed per step
+        self._single_group = len(self._groups) == 1
+        self._order = torch.tensor([i for g in self._groups for i in g], device=self._device)
         self.total_steps = total_steps
         self.grad_scaler = grad_scaler
         # In DDP the gradients are all-reduced, so a decision on them is the same on every rank; the
         # loss is per rank, so it joins the decision only at the (reduced) periodic checks.
         self.check_loss_every_step = world_size == 1
         self._reset_step_state()
+        self._cached = None
         self._bound = True
         self._module = weakref.ref(module)
 
@@ -127,19 +135,23 @@ class SignalRecorder:
     # ------------------------------------------------------------------ hot path
     def capture_gradients(self, global_step: int, lr: float) -> None:
         """Norms of the current gradients into the open slot (called before the optimizer step)."""
-        if global_step == self._grad_step or not self._bound:
+        if global_step == self._grad_step or not (self._bound and self.enabled):
             return
         self._grad_step = global_step
+        if self._slot_open:  # the previous step never closed (recording was paused then): drop it
+            self._steps.pop()
+            self._lrs.pop()
         grads = [p.grad for p in self._params]
-        row = self._dev[self._slot]
+        row = self._rows[self._slot]
         with torch.no_grad():
-            if len(self._groups) == 1 and not any(g is None for g in grads):
-                torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32), out=row[1:])  # type: ignore[arg-type]
+            if self._single_group and not any(g is None for g in grads):
+                torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32), out=row)  # type: ignore[arg-type]
             else:
                 norms = []
                 for group in self._groups:
                     present = [grads[i] if grads[i] is not None else self._params[i].new_zeros(()) for i in group]
-                    norms.extend(n.to(self._device) for n in torch._foreach_norm(present, 2, dtype=torch.float32))  # type: ignore[arg-type]
+                    found = torch._foreach_norm(present, 2, dtype=torch.float32)  # type: ignore[arg-type]
+                    norms.extend(n.to(self._device) for n in found)
                 row.index_copy_(0, self._order, torch.stack(norms))
             if self.update_ratio_every and global_step % self.update_ratio_every == 0:
                 self._before = torch._foreach_mul([p.detach() for p in self._params], 1.0)
@@ -147,35 +159,26 @@ class SignalRecorder:
         self._lrs.append(lr)
         self._slot_open = True
 
-    def capture_loss(self, loss: Any, global_step: int, batch_key: tuple[int, int, int]) -> bool:
-        """Add a micro-batch's loss; close the slot when the optimizer stepped. Returns True on a new
-        non-finite step."""
-        if batch_key == self._loss_key or not self._bound:
+    def capture_loss(self, loss: Any, global_step: int) -> bool:
+        """Keep a micro-batch's loss (once per batch); close the slot when the optimizer stepped.
+        Returns True on a new non-finite step."""
+        if not (self._bound and self.enabled):
             return False
-        self._loss_key = batch_key
-        if isinstance(loss, Mapping):
+        if isinstance(loss, dict):
             loss = loss.get("loss")
         if isinstance(loss, torch.Tensor):
-            self._dev[self._slot, 0] += loss.detach().reshape(()).to(self._dev)
+            self._losses.append(loss.detach() if loss.requires_grad else loss)  # Lightning's is detached already
+            self._loss_slots.append(self._slot)
         if not self._slot_open or global_step <= self._grad_step:  # still accumulating this step
             return False
         return self._close_slot()
 
     def _close_slot(self) -> bool:
-        row = self._dev[self._slot]
         if self._before is not None:
-            with torch.no_grad():
-                after = [p.detach() for p in self._params]
-                diff = torch._foreach_norm(torch._foreach_sub(after, self._before), 2, dtype=torch.float32)
-                base = torch._foreach_norm(self._before, 2, dtype=torch.float32)
-                self._update_rows.append(torch.stack([torch.stack(diff).to(self._device).square().sum(),
-                                                      torch.stack(base).to(self._device).square().sum()]))
-            self._update_steps.append(self._grad_step)
-            self._before = None
+            self._sample_update()
         new_bad = False
         if self.first_nonfinite_step is None:
-            checked = row[:1] if self.grad_scaler else (row if self.check_loss_every_step else row[1:])
-            bad_step = self._nonfinite_watch(checked)
+            bad_step = self._nonfinite_watch()
             if bad_step is not None:
                 self.first_nonfinite_step = bad_step
                 new_bad = True
@@ -185,33 +188,66 @@ class SignalRecorder:
             self.flush()
         return new_bad
 
-    def _nonfinite_watch(self, checked: torch.Tensor) -> int | None:
-        """The first step seen with a non-finite value, without a blocking sync on an accelerator.
+    def _sample_update(self) -> None:
+        with torch.no_grad():
+            after = [p.detach() for p in self._params]
+            diff = torch._foreach_norm(torch._foreach_sub(after, self._before), 2, dtype=torch.float32)
+            base = torch._foreach_norm(self._before, 2, dtype=torch.float32)  # type: ignore[arg-type]
+            self._update_rows.append(torch.stack([torch.stack(diff).to(self._device).square().sum(),
+                                                  torch.stack(base).to(self._device).square().sum()]))
+        self._update_steps.append(self._grad_step)
+        self._before = None
 
-        On a CPU the check is read at once. On an accelerator the device keeps the first bad step in a
-        tensor, which is copied to pinned host memory without blocking; the host reads the copy that has
-        landed, so a NaN is seen one or two steps after it happens.
+    def _slot_loss(self) -> torch.Tensor | None:
+        """The open slot's loss: the sum of its micro-batch losses (already divided by the accumulation)."""
+        parts = []
+        for t, slot in zip(reversed(self._losses), reversed(self._loss_slots), strict=True):
+            if slot != self._slot:
+                break
+            parts.append(t)
+        return None if not parts else (parts[0] if len(parts) == 1 else torch.stack(parts).sum())
+
+    def _nonfinite_watch(self) -> int | None:
+        """The first step seen with a non-finite loss or gradient norm, without a blocking sync on an
+        accelerator.
+
+        Which values count: the loss alone under fp16 loss scaling (an inf gradient is a skipped step
+        there); the gradient norms alone under DDP (they are all-reduced, so every rank decides alike;
+        the per-rank loss joins at the reduced periodic checks); both otherwise. On a CPU the check is
+        read at once. On an accelerator the device keeps the first bad step in a tensor that is copied
+        to pinned host memory without blocking; the host reads the copy that has landed, so a NaN is
+        seen one or two steps after it happens.
         """
-        if self._device.type == "cpu":
-            return None if bool(torch.isfinite(checked).all()) else self._grad_step
+        row = self._rows[self._slot]
+        loss = self._slot_loss() if (self.grad_scaler or self.check_loss_every_step) else None
+        if self._device.type == "cpu":  # a read here costs nothing: no device to wait for
+            total = 0.0 if self.grad_scaler else float(row.sum())
+            total += float(loss) if loss is not None else 0.0
+            return None if math.isfinite(total) else self._grad_step
+        checked = row.sum() if not self.grad_scaler else torch.zeros((), device=self._device)
+        if loss is not None:
+            checked = checked + loss.to(checked)
         if self._bad_dev is None:
             self._bad_dev = torch.full((), -1, dtype=torch.long, device=self._device)
             self._bad_host = torch.full((), -1, dtype=torch.long).pin_memory()
-        bad_now = ~torch.isfinite(checked).all() & (self._bad_dev < 0)
-        self._bad_dev.masked_fill_(bad_now, self._grad_step)
+        self._bad_dev.masked_fill_(~torch.isfinite(checked) & (self._bad_dev < 0), self._grad_step)
         seen = int(self._bad_host)  # what an earlier step's copy left there
         self._bad_host.copy_(self._bad_dev, non_blocking=True)
         return seen if seen >= 0 else None
 
     # ------------------------------------------------------------------ host side
     def flush(self) -> None:
-        """Copy the filled slots to the host and fold them into the tables (one transfer)."""
+        """Copy the closed slots to the host and fold them into the tables (one transfer)."""
         if not self._bound or self.table is None:
             return
         n = self._slot
         if n:
-            block = self._dev[:n].detach().cpu().double().numpy()
-            loss, norms = block[:, 0], block[:, 1:]
+            norms = self._dev[:n].detach().cpu().double().numpy()
+            loss = np.zeros(n)
+            closed = [i for i, s in enumerate(self._loss_slots) if s < n]
+            if closed:
+                values = torch.stack([self._losses[i] for i in closed]).detach().double().cpu().numpy()
+                np.add.at(loss, [self._loss_slots[i] for i in closed], values.reshape(len(closed)))
             sq = np.square(norms)
             layer = np.sqrt(sq @ self._membership)
             total = np.sqrt(sq.sum(axis=1))
@@ -230,12 +266,11 @@ class SignalRecorder:
             self.updates.append(np.column_stack([np.asarray(self._update_steps, float), ratio]))
         if n < self.flush_every:  # keep the open slot (a step whose loss is still accumulating)
             self._dev[0].copy_(self._dev[n])
-            self._dev[1:].zero_()
-        else:
-            self._dev.zero_()
-        open_step, open_lr = self._steps[n:], self._lrs[n:]
+        open_parts = [(t, 0) for t, s in zip(self._losses, self._loss_slots, strict=True) if s >= n]
+        self._losses = [t for t, _ in open_parts]
+        self._loss_slots = [s for _, s in open_parts]
         self._slot = 0
-        self._steps, self._lrs = list(open_step), list(open_lr)
+        self._steps, self._lrs = self._steps[n:], self._lrs[n:]
         self._update_rows, self._update_steps = [], []
 
     def _note_initial_loss(self, loss: np.ndarray) -> None:
@@ -249,8 +284,10 @@ class SignalRecorder:
         """The recorded series so far; ``flush`` reads back the steps still on the device first."""
         if flush:
             self.flush()
+        if self._cached is not None and self._cached[0] == (self.flushes, len(self.val), self.first_nonfinite_step):
+            return self._cached[1]
         data = self.table.data if self.table is not None else np.zeros((0, _FIXED_COLS))
-        return RunRecord(
+        record = RunRecord(
             steps=data[:, 0].astype(int), loss=data[:, 1].copy(), grad_norm=data[:, 2].copy(), lr=data[:, 3].copy(),
             layer_names=self.layer_names, layer_grad_norms=data[:, _FIXED_COLS:].copy(),
             update_steps=self.updates.data[:, 0].astype(int), update_ratio=self.updates.data[:, 1].copy(),
@@ -258,6 +295,9 @@ class SignalRecorder:
             first_nonfinite_step=self.first_nonfinite_step, initial_loss=self.initial_loss,
             total_steps=self.total_steps, grad_scaler=self.grad_scaler,
         )
+        # Every monitor asks after each read-back; they share one copy until new rows arrive.
+        self._cached = ((self.flushes, len(self.val), self.first_nonfinite_step), record)
+        return record
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
@@ -272,6 +312,7 @@ class SignalRecorder:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._cached = None
         self.layer_names = tuple(state.get("layer_names", ()))
         table = state.get("table")
         if table is not None:

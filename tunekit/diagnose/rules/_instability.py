@@ -23,7 +23,7 @@ LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan i
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
 SPIKE_FACTOR = 10.0  # a gradient norm 10x the median of the steps before it is a spike
-SPIKE_HISTORY = 50  # steps in that median
+SPIKE_HISTORY = 49  # steps in that median (odd: one middle value)
 SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
 SPIKE_MIN_DAMAGE = 0.1  # ... and rose by at least 10% of the initial loss (near zero loss, 1.5x is noise)
 MIN_SPIKES = 2  # one damaging spike can be bad luck; two make a pattern
@@ -140,15 +140,15 @@ def _spikes(record: RunRecord) -> np.ndarray:
     base = rolling_median(g, SPIKE_HISTORY)
     with np.errstate(invalid="ignore"):
         candidates = np.flatnonzero(g > SPIKE_FACTOR * base)
-    loss = record.loss
+    candidates = candidates[candidates + 6 < len(g)]  # a spike needs steps after it to show damage
+    if not len(candidates):
+        return candidates
+    trailing = rolling_median(record.loss, 5)  # median of the 5 losses before each step
+    before, after = trailing[candidates], trailing[candidates + 6]  # ... and of the 5 after the spike
     floor = SPIKE_MIN_DAMAGE * (record.initial_loss or 0.0)
-    damaging = []
-    for i in candidates:
-        before = median(loss[max(0, i - 5) : i])
-        after = median(loss[i + 1 : i + 6])
-        if np.isfinite(before) and np.isfinite(after) and after > max(SPIKE_LOSS_FACTOR * before, before + floor):
-            damaging.append(i)
-    return np.asarray(damaging, dtype=int)
+    with np.errstate(invalid="ignore"):
+        hurt = after > np.maximum(SPIKE_LOSS_FACTOR * before, before + floor)
+    return candidates[hurt]
 
 
 def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | None:
@@ -211,7 +211,10 @@ def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
     progress = halves_change(window)
     best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // 4))
     far = level > OSCILLATION_LEVEL * record.initial_loss or level > OSCILLATION_REGRESSION * best
-    if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > OSCILLATION_PROGRESS):
+    # The medians of two noisy halves differ by chance: count a fall only beyond twice its standard
+    # error (IQR/1.35 estimates the spread; the median's error is 1.25 spread/sqrt(n)).
+    noise = 2 * 1.25 * (amplitude / 1.35) / np.sqrt(max(n // 2, 1))
+    if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > min(OSCILLATION_PROGRESS, -noise)):
         return None
     remedies = [R.lower_lr(ctx, 3, "the steps are large enough to jump across the valley instead of down it")]
     if ctx.is_adam:

@@ -1,0 +1,34 @@
+"""DDP with two CPU processes (gloo): same decisions on every rank, files from rank zero only."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("ddp_fit.py")
+
+
+def _run(tmp_path: Path, lr: float) -> tuple[dict, dict]:
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), str(lr)], capture_output=True, text=True,
+                          timeout=300, cwd=Path(__file__).parents[2])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tuple(json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))  # type: ignore[return-value]
+
+
+@pytest.mark.slow
+def test_ddp_nan_run_stops_on_both_ranks_at_the_same_step(tmp_path):
+    rank0, rank1 = _run(tmp_path, 50.0)
+    assert rank0["first_nonfinite_step"] is not None
+    assert rank0["global_step"] == rank1["global_step"] == rank0["first_nonfinite_step"] + 1
+    assert rank0["codes"][0] == rank1["codes"][0] == "divergence"
+    assert rank0["first_remedy"]["code"] == "lower_lr" and rank0["first_remedy"]["change"] == {"lr": 5.0}
+    assert json.loads((tmp_path / "diagnosis.json").read_text())["findings"][0]["code"] == "divergence"
+
+
+@pytest.mark.slow
+def test_ddp_healthy_run_completes(tmp_path):
+    rank0, rank1 = _run(tmp_path, 0.05)
+    assert rank0["global_step"] == rank1["global_step"] == 4 * 12  # 1437 examples / 2 ranks / 64 per batch
+    assert "divergence" not in rank0["codes"]

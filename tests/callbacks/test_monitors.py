@@ -1,0 +1,71 @@
+"""Each monitor alone, logging through the Trainer, and the settings the remedies read."""
+
+import csv
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from lightning.pytorch.loggers import CSVLogger
+
+from tests.callbacks.helpers import fit
+from tunekit.callbacks import Diagnoser, DivergenceMonitor, GradNormMonitor, SaddleMonitor
+from tunekit.examples import MLP, DigitsDataModule
+
+
+def test_divergence_monitor_alone_stops_a_nan_run(tmp_path):
+    monitor = DivergenceMonitor()
+    trainer = fit(tmp_path, {"optimizer": "sgd", "lr": 50.0}, [monitor], epochs=10)
+    assert monitor.stopped_at == trainer.global_step == monitor.recorder.first_nonfinite_step + 1
+    assert [f.code.value for f in monitor.findings] == ["divergence"]
+
+
+def test_divergence_monitor_can_train_on(tmp_path):
+    monitor = DivergenceMonitor(check_finite=False)
+    trainer = fit(tmp_path, {"optimizer": "sgd", "lr": 50.0}, [monitor], epochs=2)
+    assert trainer.global_step == 46 and monitor.stopped_at is None
+
+
+def test_monitors_log_through_the_trainers_logger(tmp_path):
+    logger = CSVLogger(tmp_path, name="run")
+    fit(tmp_path, {"hidden": (32, 32)}, [GradNormMonitor(), SaddleMonitor()], epochs=3, logger=logger,
+        log_every_n_steps=5)
+    rows = list(csv.DictReader(open(logger.log_dir + "/metrics.csv")))
+    columns = set(rows[0])
+    assert {"tunekit/grad_norm", "tunekit/grad_norm/net.0", "tunekit/grad_norm/net.2", "tunekit/grad_norm/net.4",
+            "tunekit/lr", "tunekit/update_ratio", "tunekit/saddle/grad_to_loss"} <= columns
+    logged = [(int(r["step"]), float(r["tunekit/grad_norm"])) for r in rows if r["tunekit/grad_norm"]]
+    assert [s for s, _ in logged] == list(range(4, 69, 5))  # every log_every_n_steps, as Lightning does
+    assert all(np.isfinite(v) and v > 0 for _, v in logged)
+
+
+class TwoGroups(MLP):
+    """Two param groups with different LRs, as fine-tuning code often has."""
+
+    def configure_optimizers(self) -> Any:
+        first, rest = self.net[0].parameters(), [p for m in list(self.net)[1:] for p in m.parameters()]
+        return torch.optim.AdamW([{"params": first, "lr": 1e-4}, {"params": rest}], lr=1e-3, weight_decay=0.05)
+
+
+def test_context_reads_param_groups_accumulation_and_clipping(tmp_path):
+    d = Diagnoser(verbose=False, save=False)
+    pl.seed_everything(0)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[d], accumulate_grad_batches=2, gradient_clip_val=0.05,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(TwoGroups(), datamodule=DigitsDataModule(batch_size=32))
+    ctx = d._context
+    assert (ctx.optimizer, ctx.lrs, ctx.weight_decay) == ("adamw", (1e-4, 1e-3), 0.05)
+    assert (ctx.gradient_clip_val, ctx.accumulate_grad_batches, ctx.batch_size) == (0.05, 2, 32)
+    record = d.recorder.record()
+    assert len(record) == trainer.global_step == 46  # one entry per optimizer step, not per micro-batch
+    assert record.lr[0] == 1e-4
+    assert np.median(record.grad_norm) > 0.05  # the norms are taken before clipping
+
+
+def test_bf16_mixed_precision_gives_finite_norms(tmp_path):
+    d = Diagnoser(verbose=False, save=False)
+    fit(tmp_path, {"lr": 1e-3}, [d], epochs=2, precision="bf16-mixed")
+    record = d.recorder.record()
+    assert np.isfinite(record.grad_norm).all() and record.first_nonfinite_step is None
+    assert d.diagnosis.is_healthy

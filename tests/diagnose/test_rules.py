@@ -1,0 +1,189 @@
+"""Each rule on recorded series: the finding, its step and its first remedy with concrete values."""
+
+import numpy as np
+import pytest
+
+from tests.diagnose.series import healthy, record
+from tunekit.diagnose import RunContext, diagnose
+from tunekit.diagnose.rules import (
+    check_divergence,
+    check_early_instability,
+    check_exploding_gradients,
+    check_generalization_gap,
+    check_oscillation,
+    check_plateau,
+    check_saddle_stall,
+    check_slow_convergence,
+    check_vanishing_gradients,
+)
+
+SGD = RunContext(optimizer="sgd", lr=0.1, momentum=0.0, batch_size=64)
+ADAM = RunContext(optimizer="adam", lr=1e-3, beta1=0.9, beta2=0.999, batch_size=64)
+
+
+def first_remedy(finding):
+    return finding.remedies[0].code.value, dict(finding.remedies[0].change)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_healthy_curves_have_no_findings(seed):
+    loss = healthy(seed=seed)
+    grad = 1.0 * np.exp(np.random.default_rng(seed).normal(0, 0.3, len(loss)))
+    val = list(0.1 + 2.2 * np.exp(-np.arange(1, 11) * 60 / 120))
+    rec = record(loss, grad, layers=np.tile([0.3, 0.5, 0.8], (len(loss), 1)), val=val)
+    for ctx in (SGD, ADAM):
+        assert diagnose(rec, ctx).codes == []
+
+
+def test_nan_after_gradient_growth_is_divergence_with_lower_lr_first():
+    loss = list(healthy(40)) + [5.0, 40.0, float("nan")]
+    grad = [1.0] * 38 + [2.0, 8.0, 60.0, 900.0, float("nan")]
+    finding = check_divergence(record(np.array(loss), np.array(grad), 3.0), SGD.__class__(optimizer="sgd", lr=3.0))
+    assert finding.code.value == "divergence" and finding.severity.value == "critical"
+    assert finding.step == 42
+    assert first_remedy(finding) == ("lower_lr", {"lr": 0.3})
+    assert finding.remedies[1].code.value == "clip_gradients"
+    assert finding.evidence["grad_norm_max"] == 900.0
+
+
+def test_nan_on_the_first_batch_points_at_the_pipeline_not_the_lr():
+    finding = check_divergence(record(np.array([float("nan")] * 3)), SGD)
+    assert finding.step == 0 and first_remedy(finding) == ("check_pipeline", {})
+
+
+def test_late_adam_divergence_lowers_beta2_first():
+    loss = np.concatenate([healthy(900, tau=100), [float("nan")]])
+    ctx = RunContext(optimizer="adam", lr=1e-3, beta1=0.9, beta2=0.9999)
+    finding = check_divergence(record(loss, total_steps=1000), ctx)
+    assert first_remedy(finding) == ("lower_beta2", {"beta2": 0.999})
+    assert [r.code.value for r in finding.remedies[1:3]] == ["decay_lr", "clip_gradients"]
+
+
+def test_early_nan_without_warmup_also_suggests_warmup():
+    loss = np.array([2.3, 2.2, 9.0, float("nan")])
+    finding = check_divergence(record(loss, np.array([1, 1, 50, np.nan]), total_steps=1000), ADAM)
+    codes = [r.code.value for r in finding.remedies]
+    assert codes[0] == "lower_lr" and "add_warmup" in codes
+
+
+def test_finite_blow_up_is_divergence():
+    loss = np.concatenate([healthy(200, tau=40), np.linspace(0.5, 30, 100)])
+    finding = check_divergence(record(loss), SGD)
+    assert finding is not None and finding.severity.value == "critical"
+    assert 200 <= finding.step < 300 and first_remedy(finding) == ("lower_lr", {"lr": 0.01})
+
+
+def test_damaging_gradient_spikes_are_exploding_gradients_clip_first():
+    loss = healthy(400, tau=60).copy()
+    grad = np.full(400, 0.5)
+    for s in (150, 250, 330):
+        grad[s] = 50.0
+        loss[s + 1 : s + 8] += 2.0
+    finding = check_exploding_gradients(record(loss, grad), SGD)
+    assert finding.step == 150 and finding.evidence["spikes"] == 3
+    assert first_remedy(finding) == ("clip_gradients", {"gradient_clip_val": 0.5})
+    assert finding.remedies[1].code.value == "lower_lr"
+
+
+def test_spikes_that_do_no_damage_are_not_exploding():
+    grad = np.full(400, 0.5)
+    grad[[150, 250, 330]] = 50.0
+    assert check_exploding_gradients(record(healthy(400), grad), SGD) is None
+
+
+def test_early_blow_up_that_recovers_is_early_instability_warmup_first():
+    loss = healthy(600, tau=80).copy()
+    loss[3:15] = np.linspace(4.0, 6.0, 12)
+    finding = check_early_instability(record(loss, total_steps=600), ADAM)
+    assert finding is not None and finding.step < 20
+    assert first_remedy(finding) == ("add_warmup", {"warmup_steps": 30})
+
+
+def test_early_instability_with_warmup_already_lowers_lr_first():
+    loss = healthy(600, tau=80).copy()
+    loss[3:15] = np.linspace(4.0, 6.0, 12)
+    lr = np.minimum(1.0, (np.arange(600) + 1) / 20) * 1e-3
+    finding = check_early_instability(record(loss, lr=lr, total_steps=600), ADAM)
+    assert first_remedy(finding)[0] == "lower_lr"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_loss_bouncing_above_its_best_is_oscillation(seed):
+    rng = np.random.default_rng(seed)
+    loss = np.concatenate([healthy(200, tau=40), 1.0 * np.exp(rng.normal(0, 0.6, 200))])
+    finding = check_oscillation(record(loss), SGD)
+    assert finding is not None
+    assert first_remedy(finding) == ("lower_lr", {"lr": 0.033})
+    assert finding.remedies[1].code.value == "raise_momentum"
+    assert check_oscillation(record(loss), ADAM).remedies[1].code.value == "lower_beta1"
+
+
+def test_tiny_gradients_at_a_high_flat_loss_are_a_saddle_stall():
+    rng = np.random.default_rng(0)
+    loss = 2.3 + rng.normal(0, 0.003, 300)
+    layers = np.tile([1e-6, 1e-5, 1e-4, 1e-3], (300, 1))
+    finding = check_saddle_stall(record(loss, 0.1, 0.05, layers=layers, update_ratio=1e-6), SGD)
+    assert finding is not None and first_remedy(finding) == ("raise_momentum", {"momentum": 0.9})
+    assert [r.code.value for r in finding.remedies] == ["raise_momentum", "raise_lr", "change_init"]
+
+
+def test_healthy_gradients_with_tiny_updates_are_slow_convergence_not_saddle():
+    loss = 2.3 - np.arange(300) * 1e-4
+    layers = np.tile([0.3, 0.5, 0.8], (300, 1))
+    rec = record(loss, 1.0, 1e-6, layers=layers, update_ratio=1e-6)
+    ctx = RunContext(optimizer="adam", lr=1e-6, beta1=0.9, beta2=0.999)
+    assert check_saddle_stall(rec, ctx) is None
+    finding = check_slow_convergence(rec, ctx)
+    assert first_remedy(finding) == ("raise_lr", {"lr": 0.0001})  # 1e-3 target ratio / 1e-6 -> capped at 100x
+    assert diagnose(rec, ctx).codes == ["slow_convergence"]
+
+
+def test_flat_noisy_loss_after_progress_at_constant_lr_is_a_plateau():
+    rng = np.random.default_rng(0)
+    loss = np.concatenate([healthy(200, tau=30, floor=0.6), 0.6 * np.exp(rng.normal(0, 0.3, 600))])
+    finding = check_plateau(record(loss, 1.0, 0.1), SGD)
+    assert finding is not None and first_remedy(finding) == ("decay_lr", {"schedule": "cosine", "lr": 0.1})
+    assert [r.code.value for r in finding.remedies] == ["decay_lr", "lower_lr", "raise_batch_size"]
+    assert finding.remedies[2].change == {"batch_size": 256}
+
+
+def test_no_plateau_while_the_lr_decays_or_once_converged():
+    rng = np.random.default_rng(0)
+    loss = np.concatenate([healthy(200, tau=30, floor=0.6), 0.6 * np.exp(rng.normal(0, 0.3, 600))])
+    decaying = 0.1 * (1 + np.cos(np.pi * np.arange(800) / 800)) / 2
+    assert check_plateau(record(loss, 1.0, decaying), SGD) is None
+    converged = np.concatenate([healthy(200, tau=30, floor=0.006), 0.006 * np.exp(rng.normal(0, 0.3, 600))])
+    assert check_plateau(record(converged, 1.0, 0.1), SGD) is None  # at 0.3% of the initial loss
+
+
+def test_first_layers_far_below_last_are_vanishing_gradients():
+    layers = np.tile([1e-7, 1e-5, 1e-3, 0.5], (300, 1))
+    loss = 2.3 + np.random.default_rng(0).normal(0, 0.01, 300)
+    ctx = RunContext(optimizer="sgd", lr=0.1, saturating_layers=("net.1", "net.3"))
+    finding = check_vanishing_gradients(record(loss, 0.5, layers=layers), ctx)
+    assert finding.severity.value == "warning" and finding.evidence["first_layer"] == "net.0"
+    assert [r.code.value for r in finding.remedies] == ["change_architecture", "change_init", "switch_optimizer"]
+    assert finding.remedies[2].change == {"optimizer": "adam", "lr": 0.001}
+
+
+def test_val_rising_while_train_falls_is_generalization_gap():
+    loss = healthy(1000, floor=0.001, tau=150)
+    val = [1.2, 0.6, 0.4, 0.35, 0.37, 0.42, 0.5, 0.6, 0.7, 0.8]
+    finding = check_generalization_gap(record(loss, val=val), ADAM)
+    assert finding.step == 399  # the best validation check
+    assert first_remedy(finding) == ("add_weight_decay", {"optimizer": "adamw", "weight_decay": 0.01})
+    assert [r.code.value for r in finding.remedies] == ["add_weight_decay", "switch_to_sgd", "early_stop"]
+    assert finding.remedies[2].change == {"max_steps": 399}
+    sgd = check_generalization_gap(record(loss, val=val), SGD)
+    assert [r.code.value for r in sgd.remedies] == ["add_weight_decay", "early_stop"]
+
+
+def test_val_that_keeps_falling_is_no_gap():
+    assert check_generalization_gap(record(healthy(1000), val=[1.0, 0.8, 0.6, 0.5, 0.45, 0.4]), ADAM) is None
+
+
+def test_divergence_silences_its_symptoms():
+    loss = np.concatenate([healthy(300), [float("nan")]])
+    grad = np.concatenate([np.full(300, 0.5), [float("nan")]])
+    grad[[100, 200]] = 50
+    assert diagnose(record(loss, grad), SGD).codes == ["divergence"]
