@@ -165,6 +165,8 @@ def main() -> None:
     print(f"{'tool':<12}{'ratio':>9}   {'q1-q3':>13}")
     for tool, ratios in pair_ratios.items():
         print(f"{tool:<12}{statistics.median(ratios):>8.3f}x   {_quartiles(ratios)}")
+    if not args.rounds:
+        return
     base = times["none"]
     print(f"\nseparate fits ({args.rounds} rounds): ratio = config / none in the same round")
     print(f"{'config':<12}{'ms/step':>9}{'ratio':>9}   {'q1-q3':>13}")

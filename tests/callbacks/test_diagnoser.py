@@ -63,12 +63,13 @@ def test_user_monitors_are_used_not_duplicated(tmp_path):
     mine = PlateauMonitor(log_metrics=False)
     d = Diagnoser(verbose=False, save=False)
     trainer = fit(tmp_path, {"lr": 1e-3}, [mine, d], epochs=1)
-    plateaus = [cb for cb in trainer.callbacks if isinstance(cb, PlateauMonitor)]
+    plateaus = [m for m in d.monitors if isinstance(m, PlateauMonitor)]
     assert plateaus == [mine]
-    names = sorted(type(cb).__name__ for cb in trainer.callbacks if "Monitor" in type(cb).__name__)
+    names = sorted(type(m).__name__ for m in d.monitors)
     assert names == ["DivergenceMonitor", "GeneralizationGapMonitor", "GradNormMonitor", "OscillationMonitor",
                      "PlateauMonitor", "SaddleMonitor"]
-    assert mine.recorder is d.recorder  # one set of signals for all
+    assert all(m.recorder is d.recorder for m in d.monitors)  # one set of signals for all
+    assert [type(cb).__name__ for cb in trainer.callbacks if "Monitor" in type(cb).__name__] == ["PlateauMonitor"]
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

@@ -30,7 +30,8 @@ def test_monitors_log_through_the_trainers_logger(tmp_path):
     logger = CSVLogger(tmp_path, name="run")
     fit(tmp_path, {"hidden": (32, 32)}, [GradNormMonitor(), SaddleMonitor()], epochs=3, logger=logger,
         log_every_n_steps=5)
-    rows = list(csv.DictReader(open(logger.log_dir + "/metrics.csv")))
+    with open(logger.log_dir + "/metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     columns = set(rows[0])
     assert {"tunekit/grad_norm", "tunekit/grad_norm/net.0", "tunekit/grad_norm/net.2", "tunekit/grad_norm/net.4",
             "tunekit/lr", "tunekit/update_ratio", "tunekit/saddle/grad_to_loss"} <= columns

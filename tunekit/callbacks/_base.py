@@ -139,7 +139,7 @@ class Monitor(Callback):
         if not (self.log_metrics and trainer.loggers):
             return
         record = self.recorder.record(flush=False)  # only what the last read-back brought: no extra sync
-        every = max(1, trainer.log_every_n_steps)
+        every = max(1, trainer.log_every_n_steps)  # type: ignore[attr-defined]
         rows = np.flatnonzero((record.steps > self._logged_step) & ((record.steps + 1) % every == 0))
         points = [(int(record.steps[i]), self.step_metrics(record, int(i))) for i in rows]
         points += self.sampled_metrics(record, self._logged_step)
@@ -173,7 +173,12 @@ class Monitor(Callback):
         """What this monitor's rules find in the run so far (most important first)."""
         if self._recorder is None or self._recorder.table is None:
             return []
-        return list(diagnose(self._recorder.record(), self._context, self.rules).findings)
+        return list(diagnose(self._recorder.record(), self._context, self.active_rules).findings)
+
+    @property
+    def active_rules(self) -> tuple[Rule, ...]:
+        """The rules this monitor runs."""
+        return self.rules
 
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:

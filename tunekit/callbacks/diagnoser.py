@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from tunekit.callbacks._base import Monitor
@@ -18,7 +19,7 @@ from tunekit.callbacks.oscillation import OscillationMonitor
 from tunekit.callbacks.plateau import PlateauMonitor
 from tunekit.callbacks.saddle import SaddleMonitor
 from tunekit.diagnose import Diagnosis, diagnose
-from tunekit.diagnose.rules import ALL_RULES
+from tunekit.diagnose.rules import ALL_RULES, Rule
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class Diagnoser(Monitor):
     """Diagnoses a training run: what is going wrong and what to change.
 
     Adding this one callback turns on the default monitors (gradient norms, divergence, plateau, saddle
-    stall, oscillation, generalization gap; any the user added already are used as they are), runs the
+    stall, oscillation, generalization gap; any the user added to the Trainer are used as they are, the
+    rest run inside this callback, see ``monitors``), runs the
     diagnosis rules every ``check_every_n_steps`` steps and at the end of the fit, writes
     ``<log dir>/tunekit/diagnosis.json`` and prints a table on rank zero.
 
@@ -48,6 +50,7 @@ class Diagnoser(Monitor):
 
     Example:
         >>> import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
         >>> from tunekit.callbacks import Diagnoser
         >>> diagnoser = Diagnoser()
         >>> trainer = pl.Trainer(max_epochs=3, callbacks=[diagnoser])  # doctest: +SKIP
@@ -82,6 +85,9 @@ class Diagnoser(Monitor):
         self.save = save
         self.verbose = verbose
         self._diagnosis = Diagnosis()
+        self._rules: tuple[Rule, ...] = ALL_RULES
+        self._monitors: list[Monitor] = []
+        self._own: list[Monitor] = []  # the defaults this Diagnoser runs itself (the user added no such monitor)
         self._last_check = -1
         self.stop_reason: str | None = None
         self.saved_path: Path | None = None
@@ -91,21 +97,45 @@ class Diagnoser(Monitor):
         """The latest diagnosis: updated during the fit, final after it."""
         return self._diagnosis
 
+    @property
+    def monitors(self) -> list[Monitor]:
+        """The monitors in use: those the user added to the Trainer, and the defaults run here for the rest."""
+        return list(self._monitors)
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         if stage != "fit":
             return
+        callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
+        users = [cb for cb in callbacks if isinstance(cb, Monitor) and not isinstance(cb, Diagnoser)]
+        # The defaults run inside this callback rather than as Trainer callbacks of their own: Lightning
+        # pays about a microsecond per callback for each of the dozen hooks of every step.
+        known = {type(m) for m in self._own}
         for cls in DEFAULT_MONITORS:
-            if not any(isinstance(cb, cls) for cb in trainer.callbacks):
+            if cls not in known and not any(isinstance(m, cls) for m in users):
                 kwargs: dict[str, Any] = dict(self._settings)
                 if cls is GeneralizationGapMonitor:
                     kwargs["val_metric"] = self.val_metric
-                monitor = cls(**kwargs)
-                trainer.callbacks.append(monitor)
-                monitor.setup(trainer, pl_module, stage)  # Lightning's setup loop may already be past it
-        self.rules = tuple(rule for rule in ALL_RULES
-                           if any(rule in cb.rules for cb in trainer.callbacks
-                                  if isinstance(cb, Monitor) and not isinstance(cb, Diagnoser)))
+                self._own.append(cls(**kwargs))
+        self._own = [m for m in self._own if not any(isinstance(u, type(m)) for u in users)]
+        for monitor in self._own:
+            monitor.setup(trainer, pl_module, stage)
+        self._monitors = users + self._own
+        self._rules = tuple(rule for rule in ALL_RULES if any(rule in m.rules for m in self._monitors))
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        for monitor in self._own:
+            monitor.on_train_start(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for monitor in self._own:
+            monitor.on_validation_end(trainer, pl_module)
+
+    @property
+    def active_rules(self) -> tuple[Rule, ...]:
+        """The rules of the monitors attached to the Trainer (all of them by default)."""
+        return self._rules
 
     def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
         # Checks run at read-backs (every ``flush_every`` steps, the same steps on every rank, so the
@@ -116,7 +146,7 @@ class Diagnoser(Monitor):
     def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, may_stop: bool) -> None:
         self._last_check = trainer.global_step
         self._context = read_context(trainer, pl_module)
-        self._diagnosis = diagnose(self.recorder.record(), self._context, self.rules)
+        self._diagnosis = diagnose(self.recorder.record(), self._context, self._rules)
         if not (may_stop and self.stop_on_critical):
             return
         stop = trainer.strategy.reduce_boolean_decision(self._diagnosis.is_critical, all=False)
@@ -130,6 +160,8 @@ class Diagnoser(Monitor):
         if self._recorder is None or self._recorder.table is None:
             return
         super().on_train_end(trainer, pl_module)
+        for monitor in self._own:
+            monitor.on_train_end(trainer, pl_module)
         self._check(trainer, pl_module, may_stop=False)
         directory = self.dirpath
         if directory is None and self.save:
@@ -146,9 +178,14 @@ class Diagnoser(Monitor):
         state = super().state_dict()
         state["last_check"] = self._last_check
         state["diagnosis"] = self._diagnosis.to_dict()
+        state["monitors"] = {type(m).__name__: {k: v for k, v in m.state_dict().items() if k != "signals"}
+                             for m in self._own}  # the shared signals are saved once, above
         return state
 
     def load_state_dict(self, state_dict: Any) -> None:
         super().load_state_dict(state_dict)
         self._last_check = int(state_dict.get("last_check", -1))
         self._diagnosis = Diagnosis.from_dict(state_dict.get("diagnosis", {}))
+        saved = state_dict.get("monitors", {})
+        for monitor in self._own:
+            monitor.load_state_dict(saved.get(type(monitor).__name__, {}))

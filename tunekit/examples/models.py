@@ -82,8 +82,9 @@ class MLP(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         if self.optimizer_name == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
+            return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=hp["momentum"],
+                                   weight_decay=hp["weight_decay"])
         if self.optimizer_name in ("adam", "adamw"):
             cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
-            return cls(self.parameters(), lr=self.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay)
+            return cls(self.parameters(), lr=self.lr, betas=tuple(hp["betas"]), weight_decay=hp["weight_decay"])
         raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', but got {self.optimizer_name!r}.")

@@ -84,6 +84,7 @@ class SignalRecorder:
         self._slot = 0
         self._grad_step = -1  # global step whose gradients are in the open slot
         self._slot_open = False
+        self._open_parts = 0  # micro-batch losses of the open slot (the last ones in self._losses)
         self._losses: list[torch.Tensor] = []  # detached micro-batch losses not yet read back ...
         self._loss_slots: list[int] = []  # ... and the slot (optimizer step) each belongs to
         self._steps: list[int] = []
@@ -114,6 +115,7 @@ class SignalRecorder:
             groups.setdefault((p.device, p.dtype), []).append(i)
         self._groups = list(groups.values())
         self._device = self._params[0].device
+        self._cpu = self._device.type == "cpu"
         # one row per optimizer step on the device: the norm of each parameter's gradient
         self._dev = torch.zeros(self.flush_every, len(self._params), device=self._device)
         self._rows = list(self._dev.unbind(0))  # views made once, not indexed per step
@@ -147,14 +149,16 @@ class SignalRecorder:
             if self._single_group and not any(g is None for g in grads):
                 torch.stack(torch._foreach_norm(grads, 2, dtype=torch.float32), out=row)  # type: ignore[arg-type]
             else:
-                norms = []
+                norms: list[torch.Tensor] = []
                 for group in self._groups:
                     present = [grads[i] if grads[i] is not None else self._params[i].new_zeros(()) for i in group]
                     found = torch._foreach_norm(present, 2, dtype=torch.float32)  # type: ignore[arg-type]
                     norms.extend(n.to(self._device) for n in found)
                 row.index_copy_(0, self._order, torch.stack(norms))
             if self.update_ratio_every and global_step % self.update_ratio_every == 0:
-                self._before = torch._foreach_mul([p.detach() for p in self._params], 1.0)
+                weights = [p.detach() for p in self._params]
+                self._before = list(torch._foreach_mul(weights, 1.0))  # one copy, released after the step
+                self._before_norm = torch.stack(torch._foreach_norm(weights, 2, dtype=torch.float32))
         self._steps.append(global_step)
         self._lrs.append(lr)
         self._slot_open = True
@@ -169,6 +173,7 @@ class SignalRecorder:
         if isinstance(loss, torch.Tensor):
             self._losses.append(loss.detach() if loss.requires_grad else loss)  # Lightning's is detached already
             self._loss_slots.append(self._slot)
+            self._open_parts += 1
         if not self._slot_open or global_step <= self._grad_step:  # still accumulating this step
             return False
         return self._close_slot()
@@ -183,54 +188,50 @@ class SignalRecorder:
                 self.first_nonfinite_step = bad_step
                 new_bad = True
         self._slot_open = False
+        self._open_parts = 0
         self._slot += 1
         if self._slot == self.flush_every:
             self.flush()
         return new_bad
 
     def _sample_update(self) -> None:
+        before = self._before or []
         with torch.no_grad():
-            after = [p.detach() for p in self._params]
-            diff = torch._foreach_norm(torch._foreach_sub(after, self._before), 2, dtype=torch.float32)
-            base = torch._foreach_norm(self._before, 2, dtype=torch.float32)  # type: ignore[arg-type]
-            self._update_rows.append(torch.stack([torch.stack(diff).to(self._device).square().sum(),
-                                                  torch.stack(base).to(self._device).square().sum()]))
+            torch._foreach_sub_(before, [p.detach() for p in self._params])  # in place: before - after
+            diff = torch.stack(torch._foreach_norm(before, 2, dtype=torch.float32))
+            self._update_rows.append(torch.stack([diff.to(self._device).square().sum(),
+                                                  self._before_norm.to(self._device).square().sum()]))
         self._update_steps.append(self._grad_step)
         self._before = None
 
     def _slot_loss(self) -> torch.Tensor | None:
         """The open slot's loss: the sum of its micro-batch losses (already divided by the accumulation)."""
-        parts = []
-        for t, slot in zip(reversed(self._losses), reversed(self._loss_slots), strict=True):
-            if slot != self._slot:
-                break
-            parts.append(t)
-        return None if not parts else (parts[0] if len(parts) == 1 else torch.stack(parts).sum())
+        n = self._open_parts
+        if n == 0:
+            return None
+        return self._losses[-1] if n == 1 else torch.stack(self._losses[-n:]).sum()
 
     def _nonfinite_watch(self) -> int | None:
-        """The first step seen with a non-finite loss or gradient norm, without a blocking sync on an
-        accelerator.
+        """A step whose loss (or, where said, gradient norm) is non-finite, without a blocking sync on an
+        accelerator; the exact first bad step, loss or gradient, is settled from the read-back.
 
-        Which values count: the loss alone under fp16 loss scaling (an inf gradient is a skipped step
-        there); the gradient norms alone under DDP (they are all-reduced, so every rank decides alike;
-        the per-rank loss joins at the reduced periodic checks); both otherwise. On a CPU the check is
-        read at once. On an accelerator the device keeps the first bad step in a tensor that is copied
-        to pinned host memory without blocking; the host reads the copy that has landed, so a NaN is
-        seen one or two steps after it happens.
+        What is watched each step: the loss. A non-finite gradient with a finite loss corrupts the weights,
+        so the next loss shows it. Under DDP the gradient norms instead: they are all-reduced, so every
+        rank sees the same and stops at the same step (the per-rank loss joins at the reduced periodic
+        checks). On a CPU the value is read at once (nothing to wait for). On an accelerator the device
+        keeps the first bad step in a tensor copied to pinned host memory without blocking; the host reads
+        the copy that has landed, so a NaN is seen one or two steps after it happens.
         """
-        row = self._rows[self._slot]
-        loss = self._slot_loss() if (self.grad_scaler or self.check_loss_every_step) else None
-        if self._device.type == "cpu":  # a read here costs nothing: no device to wait for
-            total = 0.0 if self.grad_scaler else float(row.sum())
-            total += float(loss) if loss is not None else 0.0
-            return None if math.isfinite(total) else self._grad_step
-        checked = row.sum() if not self.grad_scaler else torch.zeros((), device=self._device)
-        if loss is not None:
-            checked = checked + loss.to(checked)
+        watched = self._slot_loss() if self.check_loss_every_step or self.grad_scaler else None
+        if watched is None:
+            watched = self._rows[self._slot].sum()
+        if self._cpu:
+            return None if math.isfinite(float(watched)) else self._grad_step
         if self._bad_dev is None:
             self._bad_dev = torch.full((), -1, dtype=torch.long, device=self._device)
             self._bad_host = torch.full((), -1, dtype=torch.long).pin_memory()
-        self._bad_dev.masked_fill_(~torch.isfinite(checked) & (self._bad_dev < 0), self._grad_step)
+        bad_now = ~torch.isfinite(watched.to(self._device)) & (self._bad_dev < 0)
+        self._bad_dev.masked_fill_(bad_now, self._grad_step)
         seen = int(self._bad_host)  # what an earlier step's copy left there
         self._bad_host.copy_(self._bad_dev, non_blocking=True)
         return seen if seen >= 0 else None
@@ -256,10 +257,10 @@ class SignalRecorder:
             self.table.append(rows)
             self.flushes += 1
             self._note_initial_loss(loss)
-            if self.grad_scaler is False and self.first_nonfinite_step is None:
-                bad = ~(np.isfinite(loss) & np.isfinite(total))
-                if bad.any():
-                    self.first_nonfinite_step = int(self._steps[int(np.argmax(bad))])
+            bad = ~np.isfinite(loss) if self.grad_scaler else ~(np.isfinite(loss) & np.isfinite(total))
+            if bad.any():  # the exact first bad step: the live watch may have seen it a step late
+                first = int(self._steps[int(np.argmax(bad))])
+                self.first_nonfinite_step = min(first, self.first_nonfinite_step or first)
         if self._update_rows:
             sums = torch.stack(self._update_rows).cpu().double().numpy()
             ratio = np.sqrt(sums[:, 0]) / np.maximum(np.sqrt(sums[:, 1]), 1e-12)

@@ -83,7 +83,10 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
     evidence = {"loss": loss_at, "grad_norm_max": gmax, "grad_norm_growth": growth, "lr": lr_at}
     what = "the loss" if not np.isfinite(loss_at) else "the gradient norm"
     value = "NaN" if np.isnan(loss_at) or np.isfinite(loss_at) else "inf"
-    healthy = float(np.median(before)) if len(before) else None
+    # The scale of a healthy step: the first step (taken before any update could blow up), or the
+    # stretch before the blow-up when that is lower.
+    healthy = float(min(before[0], median(before[:-GROWTH_WINDOW]))) if len(before) > GROWTH_WINDOW else (
+        float(before[0]) if len(before) else None)
     if s == 0:
         remedies = [
             R.note(RemedyCode.CHECK_PIPELINE,
@@ -104,7 +107,7 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
         remedies = [R.lower_lr(ctx, 10, "the steps overshoot until the loss blows up"), R.clip_gradients(ctx, healthy)]
         if s < _early_limit(record) and not _has_warmup(record):
             remedies.append(R.add_warmup(ctx, record.total_steps, at_least=2 * s))
-        grew = f" after the gradient norm grew {growth:.0f}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
+        grew = f" after the gradient norm grew {fmt(growth)}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
         message = f"{what} became {value} at step {s}{grew}, at lr {fmt(lr_at)}"
     return Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, s, message, evidence, tuple(remedies))
 

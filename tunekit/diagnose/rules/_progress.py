@@ -17,7 +17,7 @@ import numpy as np
 
 from tunekit.diagnose import _remedies as R
 from tunekit.diagnose._record import RunContext, RunRecord
-from tunekit.diagnose._stats import fmt, halves_change, median, recent_window
+from tunekit.diagnose._stats import fmt, halves_change, median, recent_window, smooth
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
 
 STALL_MIN_STEPS = 40  # fewer steps than this say nothing about progress
@@ -64,6 +64,8 @@ def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
     if not (halves_change(loss) > FLAT_CHANGE and level > SADDLE_HIGH_LOSS * record.initial_loss
             and grad_to_loss < SADDLE_GRAD_TO_LOSS):
         return None
+    high = smooth(record.loss, 9) > SADDLE_HIGH_LOSS * record.initial_loss
+    start = int(record.steps[len(high) - int(np.argmin(high[::-1])) if not high.all() else 0])  # since it stayed high
     remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region")]
     if (ctx.is_adam and (ctx.beta1 or 0.9) >= 0.95) or (not ctx.is_adam and (ctx.momentum or 0) >= 0.9):
         remedies = []  # momentum is already high; a larger step is the next lever
@@ -71,9 +73,9 @@ def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
     remedies.append(R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or "
                            "orthogonal): a small init starts deep networks right at a saddle."))
     return Finding(
-        FindingCode.SADDLE_STALL, Severity.WARNING, int(record.steps[-n]),
-        f"the loss has stayed near {fmt(level)} ({level / record.initial_loss:.0%} of its initial value) for {n} "
-        f"steps while the gradient norm is only {fmt(g)}: a saddle region, not a minimum",
+        FindingCode.SADDLE_STALL, Severity.WARNING, start,
+        f"the loss has stayed near {fmt(level)} ({level / record.initial_loss:.0%} of its initial value) since step "
+        f"{start} while the largest layer gradient norm is only {fmt(g)}: a saddle region, not a minimum",
         {"loss": level, "grad_norm": g, "grad_to_loss": grad_to_loss, "initial_loss": record.initial_loss,
          "lr": ctx.lr}, tuple(remedies),
     )
