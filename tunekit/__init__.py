@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tunekit.diagnose import Diagnosis, Finding, FindingCode, Remedy, RemedyCode, Severity
+from tunekit.recipe import Recipe
 
 __version__ = "0.1.0"
 
-__all__ = ["Diagnosis", "Finding", "FindingCode", "Remedy", "RemedyCode", "Severity", "__version__"]
+__all__ = ["Diagnosis", "Finding", "FindingCode", "Recipe", "Remedy", "RemedyCode", "Severity", "__version__"]

@@ -9,12 +9,14 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from tunekit.recipe import Recipe, RecipeMixin
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity,
 }
 
 
-class MLP(pl.LightningModule):
+class MLP(RecipeMixin, pl.LightningModule):
     """A multi-layer perceptron that logs ``train_loss`` and ``val_loss`` (and ``val_acc`` when classifying).
 
     Args:
@@ -24,15 +26,16 @@ class MLP(pl.LightningModule):
         activation: ``relu``, ``sigmoid``, ``tanh``, ``gelu`` or ``identity`` (a deep linear network).
         init_std: if given, every weight is drawn from N(0, init_std^2) and biases are zero.
         dropout: dropout probability after each hidden layer.
-        optimizer: ``adam``, ``adamw`` or ``sgd`` (used when no ``recipe`` is given).
-        lr, momentum, betas, weight_decay: the optimizer's settings.
+        optimizer, lr, momentum, beta1, beta2, weight_decay, warmup_steps, schedule, switch_to_sgd_at: the
+            module's ``Recipe`` (``self.recipe``; assign another one to train with it).
     """
 
     def __init__(self, in_features: int = 64, out_features: int = 10, task: str = "classification",
                  hidden: Sequence[int] = (128,),
                  activation: str = "relu", init_std: float | None = None, dropout: float = 0.0,
-                 optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.0,
-                 betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0) -> None:
+                 optimizer: str = "adam", lr: float = 1e-3, momentum: float = 0.0, beta1: float = 0.9,
+                 beta2: float = 0.999, weight_decay: float = 0.0, warmup_steps: int = 0, schedule: str = "constant",
+                 switch_to_sgd_at: float | None = None) -> None:
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, but got {activation=}.")
@@ -53,9 +56,9 @@ class MLP(pl.LightningModule):
                 if isinstance(m, nn.Linear):
                     nn.init.normal_(m.weight, std=init_std)
                     nn.init.zeros_(m.bias)
-        self.optimizer_name = optimizer
-        self.lr = lr
-
+        self.recipe = Recipe(optimizer=optimizer, lr=lr, momentum=momentum, beta1=beta1, beta2=beta2,
+                             weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule,
+                             switch_to_sgd_at=switch_to_sgd_at)
         self.task = task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,13 +81,3 @@ class MLP(pl.LightningModule):
         self.log("val_loss", self.loss(out, y), prog_bar=True)
         if self.task == "classification":
             self.log("val_acc", (out.argmax(-1) == y).float().mean(), prog_bar=True)
-
-    def configure_optimizers(self) -> Any:
-        hp = self.hparams
-        if self.optimizer_name == "sgd":
-            return torch.optim.SGD(self.parameters(), lr=self.lr, momentum=hp["momentum"],
-                                   weight_decay=hp["weight_decay"])
-        if self.optimizer_name in ("adam", "adamw"):
-            cls = torch.optim.Adam if self.optimizer_name == "adam" else torch.optim.AdamW
-            return cls(self.parameters(), lr=self.lr, betas=tuple(hp["betas"]), weight_decay=hp["weight_decay"])
-        raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', but got {self.optimizer_name!r}.")

@@ -1,0 +1,94 @@
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from tunekit import Recipe, Remedy, RemedyCode
+from tunekit.examples import MLP, DigitsDataModule
+from tunekit.exceptions import ConfigError
+from tunekit.recipe import ScheduleMultiplier
+
+
+@pytest.mark.parametrize(("fields", "match"), [
+    ({"lr": -1}, r"lr must be > 0, but got lr=-1\."),
+    ({"lr": 0}, r"lr must be > 0"),
+    ({"beta1": 1.0}, r"beta1 must be in \[0, 1\), but got beta1=1.0"),
+    ({"beta2": -0.1}, r"beta2 must be in \[0, 1\)"),
+    ({"momentum": 1.5}, r"momentum must be in \[0, 1\)"),
+    ({"switch_to_sgd_at": 1.0}, r"switch_to_sgd_at must be a fraction of training in \(0, 1\)"),
+    ({"switch_to_sgd_at": 0}, r"switch_to_sgd_at must be a fraction"),
+    ({"optimizer": "sgd", "switch_to_sgd_at": 0.8}, r"optimizer='sgd' already"),
+    ({"optimizer": "rmsprop"}, r"optimizer must be one of sgd, adam, adamw"),
+    ({"schedule": "step"}, r"schedule must be one of constant, cosine"),
+    ({"weight_decay": -1e-4}, r"weight_decay must be >= 0"),
+    ({"batch_size": 0}, r"batch_size must be a positive integer"),
+    ({"warmup_steps": 2.5}, r"warmup_steps must be an integer >= 0"),
+    ({"gradient_clip_val": 0}, r"gradient_clip_val must be > 0 or null"),
+])
+def test_bad_values_raise_a_clear_error(fields, match):
+    with pytest.raises(ConfigError, match=match):
+        Recipe(**fields)
+
+
+def test_unknown_keys_are_named_with_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown recipe key 'learning_rate'; the recipe keys are: optimizer, lr"):
+        Recipe.from_dict({"learning_rate": 0.1})
+
+
+def test_round_trip_through_dict_and_yaml(tmp_path):
+    r = Recipe(optimizer="adam", lr=3e-4, beta2=0.99, warmup_steps=50, schedule="cosine", switch_to_sgd_at=0.8,
+               gradient_clip_val=1.0, batch_size=128, max_steps=1000)
+    assert Recipe.from_dict(r.to_dict()) == r
+    assert Recipe.from_yaml(r.to_yaml()) == r
+    path = tmp_path / "recipe.yaml"
+    path.write_text(r.to_yaml())
+    assert Recipe.from_yaml(path) == r and Recipe.from_yaml(str(path)) == r
+
+
+def test_apply_a_remedy_returns_a_new_recipe():
+    r = Recipe(lr=3.0, optimizer="sgd")
+    lowered = r.apply(Remedy(RemedyCode.LOWER_LR, {"lr": 0.3}, "lower it"))
+    assert lowered.lr == 0.3 and r.lr == 3.0
+    assert r.apply({"optimizer": "adamw", "weight_decay": 0.01}).optimizer == "adamw"
+    assert r.apply(Remedy(RemedyCode.CHANGE_INIT, {}, "init")) == r
+    with pytest.raises(ConfigError, match="lr must be > 0"):
+        r.apply({"lr": -0.1})
+    assert r.trainer_kwargs() == {} and Recipe(gradient_clip_val=0.5, max_steps=10).trainer_kwargs() == {
+        "gradient_clip_val": 0.5, "max_steps": 10}
+
+
+def test_schedule_multiplier_warmup_then_cosine():
+    m = ScheduleMultiplier(warmup_steps=10, total_steps=110, schedule="cosine")
+    assert [m(s) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
+    assert m(10) == 1.0 and m(60) == pytest.approx(0.5) and m(110) == pytest.approx(0.0)
+    assert ScheduleMultiplier(0, None, "constant")(500) == 1.0
+    with pytest.raises(ValueError, match="cosine schedule needs the number of training steps"):
+        ScheduleMultiplier(0, None, "cosine")
+
+
+class LRLog(Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.lrs.append([g["lr"] for g in optimizer.param_groups])
+
+
+def test_recipe_builds_optimizer_and_per_step_schedule_in_a_real_fit(tmp_path):
+    model = MLP(hidden=(16,))
+    model.recipe = Recipe(optimizer="adamw", lr=0.01, weight_decay=0.05, warmup_steps=5, schedule="cosine")
+    log = LRLog()
+    trainer = pl.Trainer(max_steps=30, callbacks=[log], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=DigitsDataModule())
+    opt = trainer.optimizers[0]
+    assert isinstance(opt, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.05, 0.0]  # no decay on biases
+    assert all(p.ndim >= 2 for p in opt.param_groups[0]["params"])
+    lrs = [lr[0] for lr in log.lrs]
+    assert lrs[:5] == pytest.approx([0.002, 0.004, 0.006, 0.008, 0.01])
+    assert lrs[5] == pytest.approx(0.01)
+    assert lrs[17] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi * 12 / 25)))
+    assert lrs[-1] < 0.0005

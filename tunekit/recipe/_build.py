@@ -1,0 +1,56 @@
+"""Builds a recipe's optimizer and LR scheduler for a LightningModule."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from tunekit.exceptions import ConfigError
+from tunekit.recipe._schedule import ScheduleMultiplier
+
+if TYPE_CHECKING:
+    from tunekit.recipe._recipe import Recipe
+
+
+def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight matrices decay; biases and normalization gains (one-dimensional) do not."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise ConfigError(f"{type(module).__name__} has no trainable parameters to optimize.")
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}] if decay else []
+    return groups + ([{"params": rest, "weight_decay": 0.0}] if rest else [])
+
+
+def build_optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=recipe.lr, betas=(recipe.beta1, recipe.beta2))
+
+
+def planned_steps(recipe: Recipe, module: Any) -> int | None:
+    """The steps the schedule spans: the recipe's ``max_steps``, else the attached Trainer's plan."""
+    if recipe.max_steps:
+        return recipe.max_steps
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None:
+        return None
+    steps = trainer.estimated_stepping_batches
+    return int(steps) if steps != float("inf") else None
+
+
+def configure_optimizers(recipe: Recipe, module: Any) -> dict[str, Any]:
+    trainer = getattr(module, "_trainer", None)
+    if recipe.switch_to_sgd_at is not None and trainer is not None:
+        from tunekit.callbacks.two_stage import SwitchToSGD
+
+        if not any(isinstance(cb, SwitchToSGD) for cb in trainer.callbacks):
+            raise ConfigError("switch_to_sgd_at needs the SwitchToSGD callback in the Trainer: return "
+                              "self.recipe.callbacks() from your module's configure_callbacks (RecipeMixin does).")
+    optimizer = build_optimizer(recipe, param_groups(module, recipe.weight_decay))
+    multiplier = ScheduleMultiplier(recipe.warmup_steps, planned_steps(recipe, module), recipe.schedule)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -1,0 +1,92 @@
+"""The Adam-then-SGD switch: the SWATS estimate of the SGD learning rate, and the optimizer swap.
+
+SWATS (Keskar & Socher 2017): with ``p`` Adam's step and ``g`` the gradient it was taken on, the SGD
+learning rate whose step has the same projection on the gradient is ``gamma = p.p / -(p.g)``; averaged
+over the last Adam steps it is the LR SGD continues with. Here ``gamma`` is divided by the schedule's
+multiplier at its step, so the estimate is a *base* LR and the schedule runs on unbroken after the switch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class SwatsEstimate:
+    """Accumulates SWATS' per-param-group LR estimate over a few Adam steps."""
+
+    def __init__(self, n_groups: int) -> None:
+        self.sums = [0.0] * n_groups
+        self.counts = [0] * n_groups
+        self._before: list[list[torch.Tensor]] | None = None
+        self._multipliers: list[float] = []
+
+    def before_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Snapshot the weights (called just before the optimizer step)."""
+        with torch.no_grad():
+            self._before = [list(torch._foreach_mul([p.detach() for p in g["params"]], 1.0))
+                            for g in optimizer.param_groups]
+        self._multipliers = [g["lr"] / g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+
+    def after_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Fold in ``gamma`` of the step just taken (the gradients are still in ``.grad``)."""
+        if self._before is None:
+            return
+        with torch.no_grad():
+            for i, (group, before) in enumerate(zip(optimizer.param_groups, self._before, strict=True)):
+                pairs = [(b, p) for b, p in zip(before, group["params"], strict=True) if p.grad is not None]
+                if not pairs:
+                    continue
+                diffs = [b for b, _ in pairs]
+                torch._foreach_sub_(diffs, [p.detach() for _, p in pairs])  # before - after = -step
+                step_sq = float(torch.stack(torch._foreach_norm(diffs)).square().sum())
+                along = float(sum(torch.sum(d * p.grad) for d, (_, p) in zip(diffs, pairs, strict=True)))
+                multiplier = self._multipliers[i]
+                if along > 0 and step_sq > 0 and multiplier > 0:  # a descent step: its projection is defined
+                    self.sums[i] += step_sq / along / multiplier
+                    self.counts[i] += 1
+        self._before = None
+
+    def lrs(self) -> list[float | None]:
+        """The averaged base LR per group, or None where no step was a descent step."""
+        return [s / c if c else None for s, c in zip(self.sums, self.counts, strict=True)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": list(self.sums), "counts": list(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = list(state["sums"]), list(state["counts"])
+
+
+def swap_to_sgd(trainer: Any, base_lrs: list[float], momentum: float) -> torch.optim.SGD:
+    """Replace the Trainer's optimizer by SGD over the same param groups, LR schedule continued.
+
+    Each group's SGD LR is ``base_lr * m(step)`` with ``m`` the running schedule's multiplier now, so the
+    schedule's shape goes on where it was (no restart of warmup or cosine).
+    """
+    old = trainer.optimizers[0]
+    groups = []
+    for group, base in zip(old.param_groups, base_lrs, strict=True):
+        multiplier = group["lr"] / group.get("initial_lr", group["lr"])
+        groups.append({"params": group["params"], "weight_decay": group.get("weight_decay", 0.0),
+                       "lr": base * multiplier, "initial_lr": base})
+    sgd = torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum)
+    for config in trainer.lr_scheduler_configs:
+        config.scheduler = _continue_schedule(config.scheduler, sgd, base_lrs)
+    trainer.strategy.optimizers = [sgd]
+    return sgd
+
+
+def _continue_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, base_lrs: list[float]) -> Any:
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        # A new LambdaLR on the same multipliers; its constructor takes one step, so start one back.
+        lrs = [g["lr"] for g in optimizer.param_groups]
+        new = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas, last_epoch=scheduler.last_epoch - 1)
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        new._last_lr = lrs  # type: ignore[attr-defined]
+        return new
+    scheduler.optimizer = optimizer  # other schedulers read their optimizer and base LRs each step
+    scheduler.base_lrs = list(base_lrs)
+    return scheduler
