@@ -85,7 +85,7 @@ def _continue_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, base_lr
         new = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas, last_epoch=scheduler.last_epoch - 1)
         for group, lr in zip(optimizer.param_groups, lrs, strict=True):
             group["lr"] = lr
-        new._last_lr = lrs  # type: ignore[attr-defined]
+        new._last_lr = lrs
         return new
     scheduler.optimizer = optimizer  # other schedulers read their optimizer and base LRs each step
     scheduler.base_lrs = list(base_lrs)
