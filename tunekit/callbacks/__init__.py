@@ -7,9 +7,11 @@ from tunekit.callbacks.diagnoser import DEFAULT_MONITORS, Diagnoser
 from tunekit.callbacks.divergence import DivergenceMonitor
 from tunekit.callbacks.generalization_gap import GeneralizationGapMonitor
 from tunekit.callbacks.grad_norm import GradNormMonitor
+from tunekit.callbacks.lr_range_test import LRRangeTest
 from tunekit.callbacks.oscillation import OscillationMonitor
 from tunekit.callbacks.plateau import PlateauMonitor
 from tunekit.callbacks.saddle import SaddleMonitor
+from tunekit.callbacks.two_stage import SwitchToSGD
 
 __all__ = [
     "DEFAULT_MONITORS",
@@ -17,8 +19,10 @@ __all__ = [
     "DivergenceMonitor",
     "GeneralizationGapMonitor",
     "GradNormMonitor",
+    "LRRangeTest",
     "Monitor",
     "OscillationMonitor",
     "PlateauMonitor",
     "SaddleMonitor",
+    "SwitchToSGD",
 ]

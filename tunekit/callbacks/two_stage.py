@@ -95,7 +95,9 @@ class SwitchToSGD(Callback):
                 if lr is None:
                     lr = FALLBACK_FACTOR * group.get("initial_lr", group["lr"])
                     rank_zero_warn(f"tunekit: no Adam descent step to estimate the SGD LR from; using {lr:.3g}.")
-                lrs.append(lr)
+                # SWATS' estimate is the LR of a plain SGD step; momentum m multiplies the step by 1/(1-m)
+                # in the long run, so the momentum SGD takes (1-m) of it (as SWATS' own update does).
+                lrs.append(lr * (1 - self.momentum))
         # Ranks hold the same weights and gradients after DDP's all-reduce, so their estimates agree.
         self.sgd_lrs = [float(x) for x in lrs]
         swap_to_sgd(trainer, self.sgd_lrs, self.momentum)

@@ -1,13 +1,11 @@
-"""Bundled example models and data modules (sklearn's data sets, no downloads)."""
+"""Bundled example models and data modules (sklearn's data sets and Python's own source: no downloads)."""
 
 from __future__ import annotations
 
-from tunekit.examples.data import (
-    ArrayDataModule,
-    BreastCancerDataModule,
-    DiabetesDataModule,
-    DigitsDataModule,
-)
+from tunekit.examples.data import ArrayDataModule, BreastCancerDataModule, DiabetesDataModule, DigitsDataModule
 from tunekit.examples.models import MLP
+from tunekit.examples.text import CharTransformer, PythonSourceDataModule, python_source_text
+from tunekit.examples.vision import DigitsCNN
 
-__all__ = ["MLP", "ArrayDataModule", "BreastCancerDataModule", "DiabetesDataModule", "DigitsDataModule"]
+__all__ = ["MLP", "ArrayDataModule", "BreastCancerDataModule", "CharTransformer", "DiabetesDataModule",
+           "DigitsCNN", "DigitsDataModule", "PythonSourceDataModule", "python_source_text"]

@@ -68,7 +68,8 @@ class ArrayDataModule(pl.LightningDataModule):
             train_idx = train_idx[: self.train_size]
         x = x.astype(np.float32)
         if self.standardize:
-            mean, std = x[train_idx].mean(0), x[train_idx].std(0) + 1e-6
+            mean, std = x[train_idx].mean(0), x[train_idx].std(0)
+            std[std < 1e-3] = 1.0  # constant features (always-blank pixels) stay put, as in sklearn's scaler
             x = (x - mean) / std
         x = x * self.feature_scale
         y = y.copy()

@@ -3,7 +3,8 @@
 SWATS (Keskar & Socher 2017): with ``p`` Adam's step and ``g`` the gradient it was taken on, the SGD
 learning rate whose step has the same projection on the gradient is ``gamma = p.p / -(p.g)``; averaged
 over the last Adam steps it is the LR SGD continues with. Here ``gamma`` is divided by the schedule's
-multiplier at its step, so the estimate is a *base* LR and the schedule runs on unbroken after the switch.
+multiplier at its step, so the estimate is a *base* LR and the schedule runs on unbroken after the switch;
+the switch callback scales it by ``1 - momentum`` for SGD with momentum, as SWATS' own update does.
 """
 
 from __future__ import annotations

@@ -1,0 +1,99 @@
+"""lr_range_test on real fits: a suggestion users can trust, and the model left exactly as found."""
+
+import random
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tunekit import Recipe, lr_range_test
+from tunekit.callbacks import LRRangeTest
+from tunekit.examples import MLP, DigitsDataModule
+from tunekit.exceptions import ConfigError
+
+
+class BatchNormMLP(MLP):
+    """Has buffers (BatchNorm running stats) and a plain ``lr`` attribute too."""
+
+    def __init__(self):
+        super().__init__(hidden=(32,))
+        self.net.insert(1, nn.BatchNorm1d(32))
+        self.lr = 0.123
+
+
+def test_model_is_restored_bit_for_bit():
+    torch.manual_seed(0)
+    model = BatchNormMLP()
+    model.eval()
+    model.net[0].train()  # a mix of modes
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = {n: m.training for n, m in model.named_modules()}
+    recipe = model.recipe
+    rng = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+    result = lr_range_test(model, datamodule=DigitsDataModule(), max_steps=120, sweep_steps=40)
+    assert result.steps > 0
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and running stats
+    assert {n: m.training for n, m in model.named_modules()} == modes
+    assert model.recipe is recipe and model.lr == 0.123
+    assert model._trainer is None
+    assert torch.equal(torch.get_rng_state(), rng[0])
+    assert np.array_equal(np.random.get_state()[1], rng[1]) and random.getstate() == rng[2]
+
+
+def test_suggestion_on_an_ordinary_task(tmp_path):
+    result = lr_range_test(MLP(), datamodule=DigitsDataModule())
+    assert result.suggestion is not None and result.reason is None
+    assert 1e-4 < result.suggestion < 0.1  # Adam on digits: the grid's best is 3e-3 (benchmarks/lr_suggestion.py)
+    assert result.steps <= 300
+    low, high = result.bounds
+    assert low < result.suggestion < high
+    assert result.scored_on == "val_loss"
+    assert {c.rung for c in result.candidates} == {0, 1}
+    assert len(result.lrs) == len(result.losses) > 10
+    fig = result.plot()
+    fig.savefig(tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 10_000
+
+
+def test_no_suggestion_with_a_reason_on_a_model_that_cannot_learn():
+    dead = MLP(hidden=(64, 64), init_std=0.0)  # all-zero ReLU network: no gradient reaches the hidden layers
+    result = lr_range_test(dead, datamodule=DigitsDataModule(), max_steps=120, sweep_steps=60)
+    assert result.suggestion is None
+    assert "not learning" in result.reason
+    assert result.steps <= 60
+
+
+def test_train_loaders_only_scores_on_training_loss():
+    dm = DigitsDataModule()
+    result = lr_range_test(MLP(), train_dataloaders=dm.train_dataloader(), max_steps=150, sweep_steps=40)
+    assert result.suggestion is not None and result.scored_on == "train_loss"
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"min_lr": 1.0, "max_lr": 0.1}, "need 0 < min_lr < max_lr"),
+    ({"max_steps": 50}, "leaves too few steps"),
+    ({"sweep_steps": 3}, "sweep_steps must be >= 10"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        lr_range_test(MLP(), datamodule=DigitsDataModule(), **kwargs)
+    with pytest.raises(ConfigError, match="exactly one of"):
+        lr_range_test(MLP())
+
+
+def test_callback_trains_with_the_suggestion(tmp_path):
+    model = MLP()
+    model.recipe = Recipe(optimizer="adam", lr=1.0)  # a bad LR the callback replaces
+    finder = LRRangeTest(max_steps=150, sweep_steps=40)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[finder], logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, datamodule=DigitsDataModule())
+    assert finder.result.suggestion is not None
+    assert model.recipe.lr == finder.result.suggestion
+    assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(finder.result.suggestion)
+    assert trainer.global_step == 46 and model.trainer is trainer
+    assert trainer.callback_metrics["val_loss"] < 1.0

@@ -1,0 +1,23 @@
+"""The ``tunekit`` command: thin commands over library functions that return data."""
+
+from __future__ import annotations
+
+import typer
+
+from tunekit.cli.lr_find import lr_find
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="tunekit: why a Lightning run goes wrong, what to change, and a search for the change.")
+app.command("lr-find")(lr_find)
+
+
+@app.callback()
+def _root() -> None:
+    """tunekit: diagnose, tune and search optimizer recipes for PyTorch Lightning."""
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,51 @@
+"""``tunekit lr-find CONFIG``: the LR range test on a config's model and data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tunekit.cli._common import RUN_TRAINER_ARGS, console, handle_errors, quiet
+from tunekit.config import load_config
+
+
+@handle_errors
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="YAML config with model: and data: (as for tunekit search).")],
+    max_steps: Annotated[int, typer.Option(help="Training steps to spend in all.")] = 300,
+    min_lr: Annotated[float, typer.Option(help="Lowest LR of the sweep.")] = 1e-7,
+    max_lr: Annotated[float, typer.Option(help="Highest LR of the sweep.")] = 10.0,
+    plot: Annotated[Path, typer.Option(help="Where to save the plot ('' to skip).")] = Path("lr_range_test.png"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Suggest a learning rate: a range test, then short confirmation runs."""
+    from tunekit.lr_finder import lr_range_test
+
+    quiet()
+    cfg = load_config(config)
+    model, data = cfg.make_model(), cfg.make_data()
+    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k in RUN_TRAINER_ARGS}
+    result = lr_range_test(model, datamodule=data, min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
+                           monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=trainer_kwargs, progress=not as_json)
+    saved = None
+    if str(plot):
+        fig = result.plot(title=f"{cfg.model_class.__name__} on {cfg.data_class.__name__}")
+        plot.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(plot)
+        saved = str(plot)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "plot": saved}))
+        return
+    if result.suggestion is None:
+        console.print(f"[yellow]no suggestion[/]: {result.reason} ({result.steps} steps)")
+    else:
+        low, high = result.bounds or (None, None)
+        console.print(f"suggested lr [bold green]{result.suggestion:.3g}[/] (search bounds {low:.3g} .. {high:.3g}; "
+                      f"{result.steps} training steps, candidates scored on {result.scored_on})")
+    if saved:
+        console.print(f"plot saved to {saved}")
+    if result.suggestion is None:
+        raise typer.Exit(1)

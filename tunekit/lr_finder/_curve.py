@@ -1,0 +1,65 @@
+"""Reading an LR range-test curve (pure numpy): smoothing, where it diverges, and the classic rules.
+
+The rules other tools use are here too so the benchmark can compare them on the same curve: Lightning's
+``lr_find`` suggestion (the steepest descent of the raw loss against the LR) and fastai's "valley" rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SMOOTHING = 0.98  # EMA factor of the recorded loss (Lightning's and fastai's default)
+DIVERGE_FACTOR = 4.0  # the sweep has diverged once the smoothed loss is 4x its best (Lightning's default)
+
+
+def smoothed(losses: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
+    """Bias-corrected exponential moving average, as Lightning and fastai record it."""
+    out = np.empty(len(losses))
+    avg = 0.0
+    for i, x in enumerate(losses):
+        avg = beta * avg + (1 - beta) * x
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+def divergence_index(smooth: np.ndarray, factor: float = DIVERGE_FACTOR) -> int | None:
+    """First index where the smoothed loss is non-finite or ``factor`` times its running best."""
+    best = np.inf
+    for i, x in enumerate(smooth):
+        if not np.isfinite(x) or (i > 0 and x > factor * best):
+            return i
+        best = min(best, x)
+    return None
+
+
+def lightning_suggestion(lrs: np.ndarray, losses: np.ndarray, skip_begin: int = 10, skip_end: int = 1) -> float | None:
+    """Lightning's ``_LRFinder.suggestion``: the LR of the steepest negative gradient d(loss)/d(lr)."""
+    lrs, losses = lrs[skip_begin:-skip_end], losses[skip_begin:-skip_end]
+    keep = np.isfinite(losses)
+    lrs, losses = lrs[keep], losses[keep]
+    if len(losses) < 2:
+        return None
+    return float(lrs[int(np.argmin(np.gradient(losses, lrs)))])
+
+
+def valley_suggestion(lrs: np.ndarray, losses: np.ndarray) -> float | None:
+    """fastai's ``valley``: the longest stretch of falling loss, 1/3 + 1/6 of the way down it.
+
+    fastai applies it to the smoothed losses with the first 10% and the last 5 points cut off.
+    """
+    n_all = len(losses)
+    lrs, losses = lrs[n_all // 10 : n_all - 5], losses[n_all // 10 : n_all - 5]
+    n = len(losses)
+    if n < 2:
+        return None
+    lds = [1] * n
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(lrs[max_start + int(sections) + int(sections / 2)])

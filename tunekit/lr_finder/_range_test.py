@@ -1,0 +1,230 @@
+"""``lr_range_test``: a range test to find where training diverges, then short confirmation runs.
+
+A range-test curve alone answers "where does the loss fall fastest", not "which LR gives the lowest loss
+after training", and the rules that read it (Lightning's steepest slope, fastai's valley) miss by up to an
+order of magnitude on ordinary tasks. So the curve only bounds the search: a few LRs at and below the point
+of lowest loss are each trained briefly from the same initial weights and scored, the better ones trained
+longer (successive halving), and the best one is the suggestion.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import tempfile
+from contextlib import nullcontext
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+from scipy.ndimage import median_filter
+
+from tunekit.exceptions import ConfigError
+from tunekit.lr_finder._curve import divergence_index, smoothed
+from tunekit.lr_finder._result import Candidate, LRRangeResult
+from tunekit.lr_finder._runs import RunLog, evaluate, run_program
+from tunekit.lr_finder._state import ModelSnapshot
+
+log = logging.getLogger(__name__)
+
+MIN_DROP = 0.02  # the sweep must lower the (median-smoothed) loss by 2% somewhere, or the model does not learn
+MEDIAN_WIDTH = 7  # the sweep's loss is read through a centred running median of 7 steps (an EMA lags the LR by
+# decades over a 100-step sweep; the median does not)
+LADDER = (1.0, 0.316, 0.1, 0.0316, 0.01)  # candidates: the sweep's lowest-loss LR times these, half a decade
+# apart: the best LR for a whole training run sits 1 to 20 times below the point where a sweep's loss bottoms out
+KEEP = 2  # candidates that go on to the second rung
+FIRST_RUNG_SHARE = 0.5  # share of the confirmation steps spent on the first rung (the rest on the survivors)
+TOLERANCE = 0.15  # a lower LR scoring within 15% of the best is preferred: the higher one's edge is riskier
+HORIZON_EXPONENT = 0.25  # the pick is lowered by (budget / horizon) ** this: a run 16x longer than the
+# confirmation runs gets half the LR (the noise-floor argument gives 0.5; 0.25 held up better on the dev tasks,
+# where runs far from converged still favour the larger LR)
+MAX_BACKOFF = 3.16  # the horizon correction lowers the pick by at most half a decade
+SCORE_TAIL = 0.2  # without validation data, a run is scored by its mean training loss over its last 20% of steps
+
+
+def lr_range_test(
+    model: pl.LightningModule,
+    train_dataloaders: Any = None,
+    datamodule: pl.LightningDataModule | None = None,
+    *,
+    val_dataloaders: Any = None,
+    min_lr: float = 1e-7,
+    max_lr: float = 10.0,
+    max_steps: int = 300,
+    sweep_steps: int = 60,
+    budget_steps: int | None = None,
+    monitor: str = "val_loss",
+    seed: int = 0,
+    trainer_kwargs: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> LRRangeResult:
+    """Suggest a learning rate for ``model`` on its data, in at most ``max_steps`` training steps.
+
+    The module's own ``configure_optimizers`` is used (any optimizer, any param groups; the groups keep
+    their LR ratios and the suggestion is the first group's LR). The model is left exactly as it was found:
+    weights and buffers, train/eval modes, its ``lr``/``learning_rate``/``recipe`` attributes, its Trainer
+    link, and the torch/numpy/python RNG states.
+
+    Args:
+        model: the LightningModule.
+        train_dataloaders, datamodule: the training data, as for ``Trainer.fit`` (one of them).
+        val_dataloaders: validation data to score the confirmation runs on (a datamodule's own validation
+            loader is used when it has one); without it they are scored on their training loss.
+        min_lr, max_lr: the range of the sweep.
+        max_steps: training steps to spend in all (sweep and confirmation runs).
+        sweep_steps: steps of the exponential sweep (it stops early once the loss blows up).
+        budget_steps: optimizer steps the real training will run. Confirmation runs are far shorter, and a
+            short run favours a larger LR than a long one needs (a long run pays for the noise of a large
+            step for longer), so the pick is lowered by ``(budget / horizon) ** 0.25``, at most half a decade.
+            ``None`` leaves it as confirmed.
+        monitor: the validation metric the confirmation runs are scored on.
+        seed: seed of every run (the same data order for each LR).
+        trainer_kwargs: extra ``Trainer`` arguments for the runs (``accelerator``, ``precision``, ...).
+        progress: show a progress bar.
+
+    Returns:
+        An ``LRRangeResult`` with ``.suggestion`` (None with ``.reason`` when the model does not learn at any
+        LR in the range), ``.lrs``, ``.losses``, ``.steps``, ``.bounds`` and ``.plot()``.
+
+    Example:
+        >>> from tunekit import lr_range_test
+        >>> from tunekit.examples import MLP, DigitsDataModule
+        >>> result = lr_range_test(MLP(), datamodule=DigitsDataModule())  # doctest: +SKIP
+        >>> result.suggestion, result.steps  # doctest: +SKIP
+        (0.0031, 300)
+    """
+    _check(model, train_dataloaders, datamodule, min_lr, max_lr, max_steps, sweep_steps)
+    data: dict[str, Any] = ({"datamodule": datamodule} if datamodule is not None
+                            else {"train_dataloaders": train_dataloaders})
+    val_data = {"datamodule": datamodule} if datamodule is not None else {"val_dataloaders": val_dataloaders}
+    kwargs = dict(trainer_kwargs or {})
+    snapshot = ModelSnapshot.take(model)
+    bar = _progress(progress)
+    try:
+        with bar if bar is not None else nullcontext():
+            task = bar.add_task("LR range test", total=max_steps) if bar is not None else None
+
+            def advance(n: int) -> None:
+                if bar is not None:
+                    bar.advance(task, n)  # type: ignore[arg-type]
+
+            ratio = (max_lr / min_lr) ** (1 / max(1, sweep_steps - 1))
+            sweep, spent = run_program(model, data, lambda s: min_lr * ratio**s, sweep_steps,
+                                       stop_on_divergence=True, seed=seed, trainer_kwargs=kwargs)
+            advance(spent)
+            result = _read_sweep(sweep, spent)
+            if result.suggestion is not None:
+                with tempfile.TemporaryDirectory(prefix="tunekit-lr-") as workdir:
+                    _confirm(model, data, val_data, snapshot, result, max_steps, min_lr, seed, kwargs, monitor,
+                             workdir, advance, budget_steps)
+            return result
+    finally:
+        snapshot.restore(model)
+
+
+def _confirm(model: pl.LightningModule, data: dict[str, Any], val_data: dict[str, Any], snapshot: ModelSnapshot,
+             result: LRRangeResult, max_steps: int, min_lr: float, seed: int, kwargs: dict[str, Any], monitor: str,
+             workdir: str, advance: Any, budget_steps: int | None) -> None:
+    """Successive halving over a ladder of LRs below the sweep's best point; sets ``result.suggestion``."""
+    ladder = [max(min_lr, result.suggestion * f) for f in LADDER]  # type: ignore[operator]
+    budget = max_steps - result.steps
+    first = max(1, int(budget * FIRST_RUNG_SHARE) // len(ladder))
+
+    def run(lr: float, until: int, rung: int, resume: str | None) -> Candidate:
+        if resume is None:
+            snapshot.weights_to(model)
+        save = os.path.join(workdir, f"{lr:.6g}.ckpt")
+        record, spent = run_program(model, data, lambda s: lr, until, stop_on_divergence=True, seed=seed,
+                                    trainer_kwargs=kwargs, resume=resume, save=save)
+        result.steps += spent
+        advance(spent)
+        score = math.inf
+        if not record.diverged and record.losses:
+            val = evaluate(model, val_data, monitor, kwargs)
+            if val is not None:
+                result.scored_on = monitor
+                score = val if math.isfinite(val) else math.inf
+            else:
+                tail = record.losses[-max(1, int(SCORE_TAIL * len(record.losses))):]
+                score = float(np.mean(tail)) if np.isfinite(tail).all() else math.inf
+        candidate = Candidate(lr=float(lr), steps=until, score=score, rung=rung)
+        result.candidates.append(candidate)
+        return candidate
+
+    rung1 = [run(lr, first, 0, None) for lr in ladder]
+    alive = sorted((c for c in rung1 if math.isfinite(c.score)), key=lambda c: c.score)[:KEEP]
+    if not alive:
+        result.suggestion, result.reason = None, "every confirmation run diverged"
+        return
+    more = (max_steps - result.steps) // len(alive)
+    final = alive
+    if more > 0:  # the survivors train on from where the first rung left them (optimizer state too)
+        final = [run(c.lr, first + more, 1, os.path.join(workdir, f"{c.lr:.6g}.ckpt")) for c in alive]
+    pick = _pick(final, rung1)
+    horizon = max(c.steps for c in final)
+    if budget_steps and budget_steps > horizon:
+        pick /= min(MAX_BACKOFF, (budget_steps / horizon) ** HORIZON_EXPONENT)
+    result.suggestion = pick
+    top = max(c.lr for c in rung1 if math.isfinite(c.score))
+    result.bounds = (result.suggestion / 10, max(result.suggestion * 3, top))
+
+
+def _pick(final: list[Candidate], rung1: list[Candidate]) -> float:
+    """The best final candidate, but the lower LR when it scores within ``TOLERANCE`` of the best, and one
+    notch down when the notch above the pick diverged (it sits at the edge of stability)."""
+    ok = [c for c in final if math.isfinite(c.score)] or [c for c in rung1 if math.isfinite(c.score)]
+    best = min(ok, key=lambda c: c.score)
+    pick = min((c for c in ok if c.score <= (1 + TOLERANCE) * best.score), key=lambda c: c.lr)
+    ladder = sorted(rung1, key=lambda c: c.lr)
+    i = next(k for k, c in enumerate(ladder) if math.isclose(c.lr, pick.lr))
+    if i + 1 < len(ladder) and not math.isfinite(ladder[i + 1].score) and i > 0 and math.isfinite(ladder[i - 1].score):
+        return ladder[i - 1].lr
+    return pick.lr
+
+
+def _read_sweep(sweep: RunLog, spent: int) -> LRRangeResult:
+    lrs, losses = np.asarray(sweep.lrs), np.asarray(sweep.losses, dtype=float)
+    result = LRRangeResult(suggestion=None, reason=None, lrs=lrs.tolist(), losses=losses.tolist(), steps=spent)
+    if len(losses) < 5:
+        result.reason = f"the sweep took only {len(losses)} steps: give it more data or more sweep_steps"
+        return result
+    finite = np.where(np.isfinite(losses), losses, np.inf)
+    stop = divergence_index(smoothed(finite))
+    if stop is not None:
+        result.diverged_at = float(lrs[stop])
+    usable = median_filter(finite, size=MEDIAN_WIDTH, mode="nearest")[: stop if stop is not None else len(finite)]
+    if len(usable) < 3:
+        result.reason = f"the loss blew up at the start of the sweep (lr {lrs[0]:.2g}): lower min_lr"
+        return result
+    best = int(np.argmin(usable))
+    if not usable[best] < (1 - MIN_DROP) * usable[0]:
+        result.reason = (f"the loss did not fall at any learning rate from {lrs[0]:.2g} to {lrs[len(usable) - 1]:.2g}: "
+                         "the model is not learning (check the data, the loss and the model)")
+        return result
+    result.suggestion = float(lrs[best])  # provisional: the candidates fan out below it
+    return result
+
+
+def _check(model: Any, train: Any, datamodule: Any, min_lr: float, max_lr: float, max_steps: int,
+           sweep_steps: int) -> None:
+    if not isinstance(model, pl.LightningModule):
+        raise ConfigError(f"model must be a LightningModule, but got {type(model).__name__}.")
+    if (train is None) == (datamodule is None):
+        raise ConfigError("pass the training data as exactly one of train_dataloaders=... or datamodule=....")
+    if not 0 < min_lr < max_lr:
+        raise ConfigError(f"need 0 < min_lr < max_lr, but got {min_lr=} and {max_lr=}.")
+    if sweep_steps < 10:
+        raise ConfigError(f"sweep_steps must be >= 10 to read a curve, but got {sweep_steps=}.")
+    if max_steps < sweep_steps + 2 * len(LADDER):
+        raise ConfigError(f"max_steps={max_steps} leaves too few steps for confirmation runs after the sweep's "
+                          f"{sweep_steps}: raise max_steps or lower sweep_steps.")
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                    TimeElapsedColumn(), transient=True)
