@@ -150,7 +150,7 @@ def import_class(path: Any, key: str = "class_path", source: str = "<config>") -
 
 
 def _check_args(cls: type, args: dict[str, Any], key: str, source: str) -> None:
-    params = inspect.signature(cls.__init__).parameters
+    params = inspect.signature(cls).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     unknown = sorted(set(args) - set(params) - {"self"})

@@ -32,7 +32,7 @@ class LRRangeTest(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or self.result is not None:
             return
-        datamodule = trainer.datamodule
+        datamodule = trainer.datamodule  # type: ignore[attr-defined]
         data: dict[str, Any]
         if datamodule is not None:
             data = {"datamodule": datamodule}

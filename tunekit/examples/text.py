@@ -103,7 +103,8 @@ class CharTransformer(RecipeMixin, pl.LightningModule):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         n = ids.shape[1]
         h = self.embed(ids) + self.position[:n]
-        h = self.blocks(h, mask=self.mask[:n, :n], is_causal=True)
+        mask: torch.Tensor = self.mask  # type: ignore[assignment]
+        h = self.blocks(h, mask=mask[:n, :n], is_causal=True)
         return self.head(self.norm(h))
 
     def _loss(self, batch: Any) -> torch.Tensor:

@@ -107,7 +107,7 @@ def lr_range_test(
 
             def advance(n: int) -> None:
                 if bar is not None:
-                    bar.advance(task, n)  # type: ignore[arg-type]
+                    bar.advance(task, n)
 
             ratio = (max_lr / min_lr) ** (1 / max(1, sweep_steps - 1))
             sweep, spent = run_program(model, data, lambda s: min_lr * ratio**s, sweep_steps,

@@ -59,7 +59,7 @@ class LRRangeResult:
         bounds = tuple(data["bounds"]) if data.get("bounds") else None
         losses = [float("nan") if x is None else x for x in data["losses"]]
         return cls(suggestion=data["suggestion"], reason=data.get("reason"), lrs=list(data["lrs"]), losses=losses,
-                   steps=int(data["steps"]), bounds=bounds, candidates=candidates,  # type: ignore[arg-type]
+                   steps=int(data["steps"]), bounds=bounds, candidates=candidates,
                    diverged_at=data.get("diverged_at"), scored_on=data.get("scored_on", "train_loss"))
 
     def plot(self, ax: Any = None, title: str | None = None) -> Any:
