@@ -17,3 +17,19 @@ def _quiet_lightning():
         warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
         warnings.filterwarnings("ignore", ".*tensorboardX.*")
         yield
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url():
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(POSTGRES, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+    except Exception as err:  # a machine without the server
+        pytest.skip(f"no PostgreSQL server at 127.0.0.1:5432 (database test): {str(err).splitlines()[0]}")
+    return POSTGRES

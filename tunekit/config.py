@@ -24,7 +24,7 @@ import lightning.pytorch as pl
 
 from tunekit.exceptions import ConfigError
 
-TOP_LEVEL = ("model", "data", "trainer", "monitor", "direction", "search", "sampler", "pruner", "seed")
+TOP_LEVEL = ("model", "data", "trainer", "monitor", "direction", "recipe", "search", "sampler", "pruner", "seed")
 DIRECTIONS = ("minimize", "maximize")
 
 
@@ -40,21 +40,29 @@ class RunConfig:
     monitor: str = "val_loss"
     direction: str = "minimize"
     search: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
     sampler: dict[str, Any] = field(default_factory=dict)
     pruner: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     source: str = "<config>"
 
     def make_model(self) -> pl.LightningModule:
-        return _instantiate(self.model_class, self.model_args, "model")
+        """The model, with the config's ``recipe:`` applied over its own recipe (when it has one)."""
+        model = _instantiate(self.model_class, self.model_args, "model")
+        if self.recipe:
+            from tunekit.recipe import Recipe
+
+            base = getattr(model, "recipe", None)
+            base = base if isinstance(base, Recipe) else Recipe()
+            model.recipe = base.replace(**self.recipe)
+        return model
 
     def make_data(self, **overrides: Any) -> pl.LightningDataModule:
         return _instantiate(self.data_class, {**self.data_args, **overrides}, "data")
 
     @property
     def data_takes_batch_size(self) -> bool:
-        params = inspect.signature(self.data_class.__init__).parameters
-        return "batch_size" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        return "batch_size" in _accepted(self.data_class) or _open_kwargs(self.data_class)
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -103,7 +111,7 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
     if direction not in DIRECTIONS:
         raise ConfigError(f"{source}: direction: must be minimize or maximize, but got {direction!r}.")
     sections = {}
-    for key in ("search", "sampler", "pruner"):
+    for key in ("search", "recipe", "sampler", "pruner"):
         value = raw.get(key) or {}
         if isinstance(value, str) and key != "search":
             value = {"name": value}
@@ -113,8 +121,15 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"{source}: seed: must be an integer, but got {seed!r}.")
+    if sections["recipe"]:
+        from tunekit.recipe import Recipe
+
+        try:
+            Recipe.from_dict(sections["recipe"])
+        except ConfigError as err:
+            raise ConfigError(f"{source}: recipe: {err}") from None
     return RunConfig(model_class, model_args, data_class, data_args, trainer, monitor, direction, sections["search"],
-                     sections["sampler"], sections["pruner"], seed, source)
+                     sections["recipe"], sections["sampler"], sections["pruner"], seed, source)
 
 
 def _component(spec: Any, key: str, base: type, source: str) -> tuple[Any, dict[str, Any]]:
@@ -149,13 +164,27 @@ def import_class(path: Any, key: str = "class_path", source: str = "<config>") -
     return getattr(module, name)
 
 
+_LIGHTNING_INITS = (pl.LightningModule.__init__, pl.LightningDataModule.__init__)
+
+
+def _accepted(cls: type) -> list[str]:
+    return [n for n, p in inspect.signature(cls).parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def _open_kwargs(cls: type) -> bool:
+    """``**kwargs`` the class itself declares (Lightning's base ``__init__`` takes any and uses none)."""
+    if cls.__init__ in _LIGHTNING_INITS:  # type: ignore[misc]
+        return False
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls).parameters.values())
+
+
 def _check_args(cls: type, args: dict[str, Any], key: str, source: str) -> None:
-    params = inspect.signature(cls).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if _open_kwargs(cls):
         return
-    unknown = sorted(set(args) - set(params) - {"self"})
+    params = _accepted(cls)
+    unknown = sorted(set(args) - set(params))
     if unknown:
-        known = ", ".join(n for n in params if n != "self")
+        known = ", ".join(params) or "no arguments"
         raise ConfigError(f"{source}: {key}.init_args: {cls.__name__} takes no argument {unknown[0]!r} "
                           f"(it takes: {known}).")
 

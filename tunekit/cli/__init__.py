@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from tunekit.cli.best import best
 from tunekit.cli.lr_find import lr_find
+from tunekit.cli.search import search
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="tunekit: why a Lightning run goes wrong, what to change, and a search for the change.")
+app.command("search")(search)
+app.command("best")(best)
 app.command("lr-find")(lr_find)
 
 

@@ -56,6 +56,9 @@ def handle_errors(func: F) -> F:
 def quiet() -> None:
     """Keep library chatter off the terminal: the commands print what matters themselves."""
     warnings.filterwarnings("ignore")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # its per-trial lines would tear the progress display
     for name in ("lightning.pytorch", "lightning.fabric", "lightning", "optuna"):
         logging.getLogger(name).setLevel(logging.ERROR)
     if not sys.warnoptions:

@@ -54,6 +54,7 @@ class LRRangeResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LRRangeResult:
+        """Back from ``to_dict`` (extra keys, such as the time a study stored it, are ignored)."""
         candidates = [Candidate(**{**c, "score": float("inf") if c["score"] is None else c["score"]})
                       for c in data.get("candidates", [])]
         bounds = tuple(data["bounds"]) if data.get("bounds") else None

@@ -1,0 +1,101 @@
+"""`tunekit search` / `tunekit best` from the command line: output, exit codes, and bad input."""
+
+import json
+import os
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tests.search.helpers import BASE, write_config
+from tunekit.cli import app
+
+runner = CliRunner()
+
+
+def _run(args, cwd):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, args, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_search_prints_json_and_best_prints_yaml(tmp_path):
+    cfg = write_config(tmp_path)
+    result = _run(["search", str(cfg), "--n-trials", "3", "--json", "--study-name", "demo"], tmp_path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["study_name"] == "demo" and data["complete"] + data["pruned"] == 3
+    assert (tmp_path / "tunekit.db").exists()  # the default embedded storage, in the working directory
+    best = _run(["best", "--study-name", "demo"], tmp_path)
+    assert best.exit_code == 0
+    recipe = yaml.safe_load(best.stdout)["recipe"]
+    assert recipe["optimizer"] == data["best_recipe"]["optimizer"]
+    assert recipe["lr"] == pytest.approx(data["best_recipe"]["lr"], rel=1e-3)
+
+
+BAD = [
+    ("missing", None, "does not exist"),
+    ("directory", None, "is not a file"),
+    ("yaml", "model: [unclosed\n", "is not valid YAML at line"),
+    ("class", {"model": {"class_path": "tunekit.examples.Nope"}}, "module 'tunekit.examples' has no 'Nope'"),
+    ("module", {"model": {"class_path": "no_such_pkg.Model"}}, "cannot import module 'no_such_pkg'"),
+    ("not_module", {"model": {"class_path": "collections.OrderedDict"}}, "is not a LightningModule subclass"),
+    ("not_data", {"data": {"class_path": "tunekit.examples.MLP"}}, "is not a LightningDataModule subclass"),
+    ("no_batch", {"data": {"class_path": "tests.search.fixtures.FixedBatchData"}}, "takes no batch_size argument"),
+    ("no_recipe", {"model": {"class_path": "tests.search.fixtures.NoRecipeModel"}}, "does not train with a tunekit"),
+    ("empty", {"search": {"weight_decay": []}}, "an empty list leaves nothing to search"),
+    ("inverted", {"search": {"lr": [0.1, 0.001]}}, r"the range [0.1, 0.001] is empty or inverted"),
+    ("negative", {"search": {"lr": -0.1}}, "lr must be > 0, but got lr=-0.1"),
+    ("unknown_key", {"search": {"learning_rate": [0.1, 1.0]}}, "unknown recipe key 'learning_rate'"),
+    ("bad_beta", {"search": {"beta1": [0.5, 1.2]}}, r"beta1 must be in [0, 1)"),
+    ("init_arg", {"model": {"class_path": "tunekit.examples.MLP", "init_args": {"hiden": [3]}}},
+     "MLP takes no argument 'hiden'"),
+    ("monitor", {"monitor": "val_los"}, "monitor 'val_los' was never logged in the first trial"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_gets_one_line_exit_2_and_nothing_written(tmp_path, case, change, message):
+    if case == "missing":
+        path = tmp_path / "nowhere.yaml"
+    elif case == "directory":
+        path = tmp_path / "a_dir"
+        path.mkdir()
+    elif case == "yaml":
+        path = tmp_path / "bad.yaml"
+        path.write_text(change)
+    else:
+        path = write_config(tmp_path, **change)
+    result = _run(["search", str(path), "--n-trials", "2"], tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "tunekit.db").exists()
+
+
+def test_unreachable_storage_is_one_line_and_hides_the_password(tmp_path):
+    cfg = write_config(tmp_path)
+    url = "postgresql://tuner:s3cret-pw@127.0.0.1:1/nowhere"
+    result = _run(["search", str(cfg), "--n-trials", "1", "--storage", url], tmp_path)
+    assert result.exit_code == 2
+    assert "cannot open storage postgresql://tuner:***@127.0.0.1:1/nowhere" in result.stderr
+    assert "s3cret" not in result.output
+
+
+def test_search_needs_a_stopping_rule(tmp_path):
+    result = _run(["search", str(write_config(tmp_path))], tmp_path)
+    assert result.exit_code == 2 and "give --n-trials N or --timeout" in result.stderr
+
+
+def test_best_of_a_missing_study_names_the_ones_there(tmp_path):
+    _run(["search", str(write_config(tmp_path)), "--n-trials", "1", "--study-name", "one"], tmp_path)
+    result = _run(["best", "--study-name", "two"], tmp_path)
+    assert result.exit_code == 2 and "no study 'two'" in result.stderr and "studies there: one" in result.stderr
+
+
+def test_base_config_is_valid():
+    assert set(BASE) <= {"model", "data", "trainer", "monitor", "search"}

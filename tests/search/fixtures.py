@@ -1,0 +1,43 @@
+"""Classes the search tests' configs name by class path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from tunekit.examples import MLP
+
+
+class FixedBatchData(pl.LightningDataModule):
+    """A data module whose batch size cannot be set (no batch_size argument)."""
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(torch.randn(64, 64), torch.randint(0, 10, (64,))), batch_size=16)
+
+
+class NoRecipeModel(pl.LightningModule):
+    """Trains with its own optimizer and ignores any recipe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(64, 10)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self.layer(x), y)
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class SlowMLP(MLP):
+    """An MLP whose steps take a little wall-clock time, so a worker can be killed mid-trial."""
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        import time
+
+        time.sleep(0.05)
+        return super().training_step(batch, batch_idx)

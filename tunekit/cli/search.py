@@ -1,0 +1,122 @@
+"""``tunekit search CONFIG``: an Optuna study over recipes, with progress, a summary, and JSON output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from tunekit.cli._common import EXIT_FAILED, console, fail, handle_errors, quiet
+from tunekit.config import load_config
+
+
+class _Progress:
+    """A rich progress line: trials done, pruned, failed, the best value so far, elapsed time."""
+
+    def __init__(self, total: int | None, monitor: str, enabled: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.monitor, self.counts = monitor, {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
+        self.best: float | None = None
+        self.bar = Progress(TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                            disable=not enabled, transient=True)
+        self.task = self.bar.add_task("search", total=total, info="")
+
+    def note(self, message: str) -> None:
+        self.bar.console.print(message)
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        self.counts[trial.state.name] = self.counts.get(trial.state.name, 0) + 1
+        with contextlib.suppress(ValueError):  # no finished trial yet
+            self.best = study.best_value
+        best = f"best {self.monitor} {self.best:.4g}" if self.best is not None else "no finished trial yet"
+        info = f"pruned {self.counts['PRUNED']}  failed {self.counts['FAIL']}  {best}"
+        self.bar.update(self.task, advance=1, info=info)
+
+
+@handle_errors
+def search(
+    config: Annotated[Path, typer.Argument(help="YAML config: model:, data:, trainer:, monitor:, search:.")],
+    n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials to run now (added to the study).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default sqlite:///tunekit.db).")] = None,
+    study_name: Annotated[str | None, typer.Option("--study-name", help="Study name (default: the config's name).")]
+    = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Worker processes on this machine.")] = 1,
+    wandb: Annotated[bool, typer.Option("--wandb", help="Log each trial and the study to Weights & Biases.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    heartbeat_interval: Annotated[int, typer.Option(hidden=True)] = 20,
+    grace_period: Annotated[int, typer.Option(hidden=True)] = 60,
+) -> None:
+    """Search optimizer recipes for the config's model: an Optuna study, resumable, with pruning."""
+    from tunekit.search import run_search
+    from tunekit.search._run import preflight
+
+    quiet()
+    if n_trials is None and timeout is None:
+        raise fail("give --n-trials N or --timeout SECONDS (or both) so the search knows when to stop")
+    cfg = load_config(config)
+    preflight(cfg)  # bad input ends here, before any display or storage
+    name = study_name or config.stem
+    progress = _Progress(n_trials, cfg.monitor, enabled=not as_json)
+    extra = None
+    if wandb:
+        from tunekit.dashboards.wandb import StudyLogger
+
+        extra = StudyLogger(name, cfg)
+    started = time.time()
+    interrupted = False
+    try:
+        with progress.bar:
+            result = run_search(cfg, n_trials=n_trials, timeout=timeout, storage=storage, study_name=name,
+                                n_jobs=n_jobs, on_trial=progress, extra_callbacks=extra,
+                                note=None if as_json else progress.note,
+                                heartbeat=(heartbeat_interval, grace_period))
+    except KeyboardInterrupt:
+        interrupted = True
+        from tunekit.search import open_study, summarize
+
+        study, _ = open_study(cfg, storage, name)
+        result = summarize(study, storage or "sqlite:///tunekit.db", cfg.monitor, time.time() - started)
+    if extra is not None:
+        extra.finish(result)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "interrupted": interrupted}))
+    else:
+        _print_summary(result, interrupted)
+    if interrupted:
+        raise typer.Exit(130)
+    if result.complete == 0:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _print_summary(result: Any, interrupted: bool) -> None:
+    if interrupted:
+        console.print("[yellow]interrupted[/]: the running trial is marked failed, finished trials are kept; "
+                      "run the same command to resume.")
+    counts = f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed"
+    console.print(f"study [bold]{result.study_name}[/] in {result.storage}: {counts} ({result.seconds:.0f} s)")
+    for fam, lr in result.lr_range.items():
+        low, high = lr["bounds"] or (math.nan, math.nan)
+        console.print(f"LR range test ({fam}): suggestion {lr['suggestion']:.3g}, searched {low:.3g} .. {high:.3g}")
+    if result.best_recipe is None:
+        console.print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
+        return
+    table = Table(title=f"best: trial {result.best_trial}, {result.monitor} {result.best_value:.4g}")
+    table.add_column("recipe key")
+    table.add_column("value", justify="right")
+    for key, value in result.best_recipe.items():
+        if value is not None:
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+    from tunekit.diagnose import Diagnosis
+
+    console.print(Diagnosis.from_dict(result.best_diagnosis or {}))
+    typer.echo(f"# tunekit best --storage '{result.storage}' --study-name {result.study_name}", err=True)

@@ -1,0 +1,96 @@
+"""One trial: build the user's module and data module, give the module the sampled recipe, and fit it
+with the Diagnoser and Optuna's pruning callback attached."""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import optuna
+
+from tunekit.callbacks import Diagnoser
+from tunekit.config import RunConfig
+from tunekit.exceptions import ConfigError
+from tunekit.search._space import SearchSpace
+
+
+class MonitorNotLogged(ConfigError):
+    """The monitored metric never appeared in the first trial: every other trial would fail the same way."""
+
+
+class Objective:
+    """The Optuna objective of a tunekit study.
+
+    Each trial stores on itself (``trial.user_attrs``): ``recipe`` (the sampled recipe), ``diagnosis`` (the
+    Diagnoser's JSON), ``metrics`` (the final logged metrics), ``steps`` and ``seconds``. A trial whose
+    diagnosis turns critical (divergence) is pruned as soon as the Diagnoser stops it.
+    """
+
+    def __init__(self, config: RunConfig, space: SearchSpace, *, extra_callbacks: Any = None) -> None:
+        self.config = config
+        self.space = space
+        self.extra_callbacks = extra_callbacks  # callable(trial, recipe) -> (callbacks, logger) for dashboards
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from optuna_integration import PyTorchLightningPruningCallback
+
+        cfg = self.config
+        recipe = self.space.sample(trial)
+        trial.set_user_attr("recipe", recipe.to_dict())
+        pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
+        model = cfg.make_model()
+        model.recipe = recipe  # type: ignore[assignment]
+        data = cfg.make_data(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
+        diagnoser = Diagnoser(verbose=False, save=False,
+                              val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
+        callbacks: list[Any] = [diagnoser, PyTorchLightningPruningCallback(trial, monitor=cfg.monitor)]
+        logger: Any = False
+        if self.extra_callbacks is not None:
+            more, logger = self.extra_callbacks(trial, recipe)
+            callbacks += more
+        trainer_args = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
+                        **cfg.trainer, **recipe.trainer_kwargs(), "callbacks": callbacks, "logger": logger}
+        trainer = pl.Trainer(**trainer_args)
+        started = time.time()
+        pruned: optuna.TrialPruned | None = None
+        try:
+            trainer.fit(model, datamodule=data)
+        except optuna.TrialPruned as err:
+            pruned = err
+        except SystemExit as err:
+            # Lightning turns Ctrl-C into sys.exit(1) with SIGINT ignored; give Optuna the KeyboardInterrupt
+            # it knows (it marks the trial failed) and let a second Ctrl-C work again.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from err
+        finally:
+            trial.set_user_attr("seconds", round(time.time() - started, 3))
+            trial.set_user_attr("steps", int(trainer.global_step))
+            trial.set_user_attr("diagnosis", diagnoser.diagnosis.to_dict())
+            trial.set_user_attr("metrics", _metrics(trainer))
+        if pruned is not None:
+            raise pruned
+        if diagnoser.diagnosis.is_critical:
+            top = diagnoser.diagnosis.findings[0]
+            raise optuna.TrialPruned(f"{top.code.value} at step {top.step}: {top.message}")
+        value = trainer.callback_metrics.get(cfg.monitor)
+        if value is None:
+            logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            raise MonitorNotLogged(f"monitor {cfg.monitor!r} was never logged in the first trial (logged: {logged}); "
+                                   "set monitor: to one of them")
+        number = float(value)
+        if not math.isfinite(number):
+            raise optuna.TrialPruned(f"{cfg.monitor} is {number}")
+        return number
+
+
+def _metrics(trainer: pl.Trainer) -> dict[str, float]:
+    out = {}
+    for key, value in trainer.callback_metrics.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return {k: v if math.isfinite(v) else str(v) for k, v in out.items()}  # type: ignore[misc]

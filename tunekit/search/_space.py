@@ -1,0 +1,187 @@
+"""The search space: the config's ``search:`` section over the recipe vocabulary, sampled per Optuna trial.
+
+```yaml
+search:
+  optimizer: [adamw, sgd, adamw_then_sgd]   # a list of names: one is chosen
+  lr: auto                                  # the LR range test's bounds, per optimizer family
+  beta1: [0.8, 0.95]                        # two numbers: a range (log scale for lr, weight_decay, clipping)
+  weight_decay: [1.0e-6, 1.0e-1]
+  batch_size: [32, 64, 128, 256]            # integers: a list of choices
+  warmup_steps: {low: 0, high: 200}         # or an explicit range / {choices: [...]}
+  schedule: [constant, cosine]
+  switch_to_sgd_at: [0.6, 0.9]
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunekit.exceptions import ConfigError
+from tunekit.recipe import FIELDS, OPTIMIZERS, SCHEDULES, Recipe
+
+TWO_STAGE = {"adam_then_sgd": "adam", "adamw_then_sgd": "adamw"}  # optimizer names that mean a switch to SGD
+FLOAT_FIELDS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "switch_to_sgd_at")
+INT_FIELDS = ("batch_size", "warmup_steps", "max_steps")
+LOG_SCALE = ("lr", "weight_decay", "gradient_clip_val", "batch_size", "max_steps")  # searched on a log scale
+DEFAULT_SWITCH_AT = 0.8  # where a two-stage optimizer switches when switch_to_sgd_at is not searched (guide)
+
+
+def family(optimizer: str) -> str:
+    """The LR family of an optimizer choice: Adam-type optimizers share an LR range, SGD has its own."""
+    return "sgd" if optimizer == "sgd" else "adam"
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    kind: str  # "fixed", "float", "int", "categorical", "auto"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+    value: Any = None
+
+
+@dataclass
+class SearchSpace:
+    """The parsed ``search:`` section. ``lr_bounds`` (per optimizer family) fill in ``lr: auto``."""
+
+    dimensions: dict[str, Dimension]
+    base: Recipe = field(default_factory=Recipe)
+    lr_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, section: Mapping[str, Any], base: Recipe | None = None) -> SearchSpace:
+        if not isinstance(section, Mapping):
+            raise ConfigError("search: must be a mapping of recipe keys to values, lists or ranges.")
+        dims = {name: _dimension(name, spec) for name, spec in section.items()}
+        space = cls(dims, base or Recipe())
+        space.families()  # checks the optimizer choices
+        return space
+
+    @property
+    def needs_lr_range_test(self) -> bool:
+        return "lr" in self.dimensions and self.dimensions["lr"].kind == "auto"
+
+    def families(self) -> list[str]:
+        """The optimizer families the search can pick (the LR range test runs once for each)."""
+        dim = self.dimensions.get("optimizer")
+        names = list(dim.choices) if dim is not None and dim.kind == "categorical" else [
+            dim.value if dim is not None else self.base.optimizer]
+        return sorted({family(TWO_STAGE.get(n, n)) for n in names})
+
+    def sample(self, trial: Any) -> Recipe:
+        """The recipe for an Optuna trial (define-by-run: betas only for Adam, momentum only with SGD)."""
+        values: dict[str, Any] = {}
+        optimizer = self._draw(trial, "optimizer", self.base.optimizer if self.base.switch_to_sgd_at is None
+                               else f"{self.base.optimizer}_then_sgd")
+        two_stage = optimizer in TWO_STAGE
+        values["optimizer"] = TWO_STAGE.get(optimizer, optimizer)
+        fam = family(values["optimizer"])
+        if two_stage:
+            values["switch_to_sgd_at"] = self._draw(trial, "switch_to_sgd_at", self.base.switch_to_sgd_at or
+                                                    DEFAULT_SWITCH_AT)
+        else:
+            values["switch_to_sgd_at"] = None
+        lr_dim = self.dimensions.get("lr")
+        if lr_dim is not None and lr_dim.kind == "auto":
+            if fam not in self.lr_bounds:
+                raise ConfigError(f"lr: auto has no LR range for {fam}: the range test did not run for it.")
+            low, high = self.lr_bounds[fam]
+            values["lr"] = trial.suggest_float(f"lr_{fam}", low, high, log=True)
+        else:
+            values["lr"] = self._draw(trial, "lr", self.base.lr)
+        for name in ("beta1", "beta2"):
+            if values["optimizer"] != "sgd":
+                values[name] = self._draw(trial, name, getattr(self.base, name))
+        if values["optimizer"] == "sgd" or two_stage:
+            values["momentum"] = self._draw(trial, "momentum", self.base.momentum)
+        for name in ("weight_decay", "batch_size", "warmup_steps", "schedule", "gradient_clip_val", "max_steps"):
+            values[name] = self._draw(trial, name, getattr(self.base, name))
+        return self.base.replace(**values)
+
+    def _draw(self, trial: Any, name: str, default: Any) -> Any:
+        dim = self.dimensions.get(name)
+        if dim is None:
+            return default
+        if dim.kind == "fixed":
+            return dim.value
+        if dim.kind == "categorical":
+            return trial.suggest_categorical(name, list(dim.choices))
+        if dim.kind == "int":
+            return trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)  # type: ignore[arg-type]
+        return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+
+
+def _dimension(name: str, spec: Any) -> Dimension:
+    if name not in FIELDS:
+        raise ConfigError(f"search: unknown recipe key {name!r}; the recipe keys are: {', '.join(FIELDS)}.")
+    if name == "lr" and spec == "auto":
+        return Dimension(name, "auto")
+    if isinstance(spec, Mapping):
+        if "choices" in spec:
+            return _categorical(name, spec["choices"])
+        if "low" in spec and "high" in spec:
+            return _range(name, spec["low"], spec["high"], spec.get("log"))
+        raise ConfigError(f"search: {name}: a mapping needs choices: [...] or low: and high:.")
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ConfigError(f"search: {name}: an empty list leaves nothing to search; give values or a range.")
+        if name in FLOAT_FIELDS and len(spec) == 2 and all(_is_number(v) for v in spec):
+            return _range(name, spec[0], spec[1], None)
+        return _categorical(name, spec)
+    _check_value(name, spec)
+    return Dimension(name, "fixed", value=spec)
+
+
+def _range(name: str, low: Any, high: Any, log: Any) -> Dimension:
+    if name not in FLOAT_FIELDS + INT_FIELDS:
+        raise ConfigError(f"search: {name}: takes a list of choices, not a range.")
+    if not (_is_number(low) and _is_number(high)):
+        raise ConfigError(f"search: {name}: a range needs two numbers, but got [{low!r}, {high!r}].")
+    if not low < high:
+        raise ConfigError(f"search: {name}: the range [{low}, {high}] is empty or inverted: write [low, high] "
+                          "with low < high.")
+    log = name in LOG_SCALE if log is None else bool(log)
+    for value in (low, high):
+        _check_value(name, int(value) if name in INT_FIELDS else value)
+    if log and low <= 0:
+        raise ConfigError(f"search: {name}: a log-scale range must be positive, but got low={low}.")
+    kind = "int" if name in INT_FIELDS else "float"
+    return Dimension(name, kind, low=float(low), high=float(high), log=log)
+
+
+def _categorical(name: str, choices: Any) -> Dimension:
+    if not isinstance(choices, (list, tuple)) or not choices:
+        raise ConfigError(f"search: {name}: choices must be a non-empty list.")
+    for value in choices:
+        _check_value(name, value)
+    if len(set(map(repr, choices))) != len(choices):
+        raise ConfigError(f"search: {name}: the choices repeat a value.")
+    return Dimension(name, "categorical", choices=tuple(choices))
+
+
+def _check_value(name: str, value: Any) -> None:
+    """One value of a recipe key, checked as the Recipe checks it (two-stage names allowed for optimizer)."""
+    if name == "optimizer":
+        if value not in OPTIMIZERS + tuple(TWO_STAGE):
+            raise ConfigError(f"search: optimizer: {value!r} is not one of "
+                              f"{', '.join(OPTIMIZERS + tuple(TWO_STAGE))}.")
+        return
+    if name == "schedule" and value not in SCHEDULES:
+        raise ConfigError(f"search: schedule: {value!r} is not one of {', '.join(SCHEDULES)}.")
+    if name == "switch_to_sgd_at":
+        if not _is_number(value) or not 0 < value < 1:
+            raise ConfigError(f"search: switch_to_sgd_at must be in (0, 1), but got {value!r}.")
+        return
+    try:
+        Recipe(**{"optimizer": "adamw", name: value})
+    except ConfigError as err:
+        raise ConfigError(f"search: {err}") from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
