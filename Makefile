@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 export WANDB_SILENT ?= true
 
-.PHONY: demo test lint bench clean
+.PHONY: demo demo-diagnose test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# The bundled search: an MLP on sklearn's digits (examples/search.yaml). Running it again resumes the
+# same study and adds trials; `rm demo.db` starts over.
 demo: $(STAMP)
+	$(VENV)/bin/tunekit search examples/search.yaml --n-trials 12 --storage sqlite:///demo.db --study-name demo
+	$(VENV)/bin/tunekit best --storage sqlite:///demo.db --study-name demo
+
+demo-diagnose: $(STAMP)
 	$(PY) examples/diagnose_runs.py
 
 test: $(STAMP)

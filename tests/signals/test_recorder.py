@@ -32,7 +32,7 @@ def _steps(rec: SignalRecorder, model: torch.nn.Module, n: int, accumulate: int 
             "3": torch.linalg.vector_norm(torch.cat([model[3].weight.grad, model[3].bias.grad])).item(),
         }
         total = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item()
-        rec.capture_gradients(step, opt.param_groups[0]["lr"])
+        rec.capture_gradients(step, [opt.param_groups[0]["lr"]])
         opt.step()
         opt.zero_grad()
         rec.capture_loss(loss.detach() / accumulate, step + 1)
@@ -68,7 +68,7 @@ def test_nan_is_seen_on_the_step_it_happens():
     model[0].weight.data[0, 0] = float("nan")
     out = model(torch.randn(4, 8)).sum()
     out.backward()
-    rec.capture_gradients(3, 0.1)
+    rec.capture_gradients(3, [0.1])
     assert rec.capture_loss(out.detach(), 4) is True
     assert rec.first_nonfinite_step == 3
     assert rec.record().first_nonfinite_step == 3

@@ -102,6 +102,11 @@ class Monitor(Callback):
         self._context = read_context(trainer, pl_module)
 
     @property
+    def attached(self) -> bool:
+        """Whether a fit has attached this monitor to its signals yet."""
+        return self._recorder is not None and self._recorder.table is not None
+
+    @property
     def recorder(self) -> SignalRecorder:
         if self._recorder is None:
             raise RuntimeError(f"{type(self).__name__} is not attached to a fitting Trainer yet: pass it in "
@@ -112,7 +117,7 @@ class Monitor(Callback):
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         if self._feeds:
-            self.recorder.capture_gradients(trainer.global_step, optimizer.param_groups[0]["lr"])
+            self.recorder.capture_gradients(trainer.global_step, [g["lr"] for g in optimizer.param_groups])
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -145,15 +150,20 @@ class Monitor(Callback):
         points += self.sampled_metrics(record, self._logged_step)
         for step, values in sorted(points, key=lambda p: p[0]):
             metrics = {k: v for k, v in values.items() if math.isfinite(v)}
-            if metrics:
-                for logger in trainer.loggers:
-                    logger.log_metrics(metrics, step=step)
+            for logger in trainer.loggers:
+                mine = {k: v for k, v in metrics.items() if self.logs_to(logger, k)}
+                if mine:
+                    logger.log_metrics(mine, step=step)
         if len(record):
             self._logged_step = record.last_step
             state = {k: v for k, v in self.metrics(record).items() if math.isfinite(v)}
             if state:
                 for logger in trainer.loggers:
                     logger.log_metrics(state, step=record.last_step)
+
+    def logs_to(self, logger: Any, key: str) -> bool:
+        """Whether ``key`` goes to ``logger`` (all keys by default)."""
+        return True
 
     def step_metrics(self, record: RunRecord, index: int) -> dict[str, float]:
         """Per-step values to log for the entry ``index`` of ``record`` (none by default)."""

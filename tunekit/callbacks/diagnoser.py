@@ -12,6 +12,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from tunekit.callbacks._base import Monitor
 from tunekit.callbacks._context import read_context
+from tunekit.callbacks._reporters import reporters_for
 from tunekit.callbacks.divergence import DivergenceMonitor
 from tunekit.callbacks.generalization_gap import GeneralizationGapMonitor
 from tunekit.callbacks.grad_norm import GradNormMonitor
@@ -35,7 +36,8 @@ class Diagnoser(Monitor):
     stall, oscillation, generalization gap; any the user added to the Trainer are used as they are, the
     rest run inside this callback, see ``monitors``), runs the
     diagnosis rules every ``check_every_n_steps`` steps and at the end of the fit, writes
-    ``<log dir>/tunekit/diagnosis.json`` and prints a table on rank zero.
+    ``<log dir>/tunekit/diagnosis.json`` (and the recorded curves, thinned, to ``signals.json`` beside it, for
+    ``tunekit report``) and prints a table on rank zero.
 
     Args:
         check_every_n_steps: steps between runs of the rules during the fit.
@@ -89,6 +91,7 @@ from lightning.pytorch.callbacks import Callback
         self._monitors: list[Monitor] = []
         self._own: list[Monitor] = []  # the defaults this Diagnoser runs itself (the user added no such monitor)
         self._last_check = -1
+        self._reporters: list[Any] = []
         self.stop_reason: str | None = None
         self.saved_path: Path | None = None
 
@@ -122,6 +125,7 @@ from lightning.pytorch.callbacks import Callback
             monitor.setup(trainer, pl_module, stage)
         self._monitors = users + self._own
         self._rules = tuple(rule for rule in ALL_RULES if any(rule in m.rules for m in self._monitors))
+        self._reporters = reporters_for(trainer.loggers) if trainer.is_global_zero else []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -146,7 +150,10 @@ from lightning.pytorch.callbacks import Callback
     def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, may_stop: bool) -> None:
         self._last_check = trainer.global_step
         self._context = read_context(trainer, pl_module)
-        self._diagnosis = diagnose(self.recorder.record(), self._context, self._rules)
+        record = self.recorder.record()
+        self._diagnosis = diagnose(record, self._context, self._rules)
+        for reporter in self._reporters:
+            (reporter.on_check if may_stop else reporter.on_end)(trainer, record, self._diagnosis)
         if not (may_stop and self.stop_on_critical):
             return
         stop = trainer.strategy.reduce_boolean_decision(self._diagnosis.is_critical, all=False)
@@ -169,6 +176,7 @@ from lightning.pytorch.callbacks import Callback
         if trainer.is_global_zero:
             if self.save and directory is not None:
                 self.saved_path = self._diagnosis.save(directory / "diagnosis.json")
+                _write_json(directory / "signals.json", self.recorder.record().curves(max_points=500))
             if self.verbose:
                 from rich.console import Console
 
@@ -189,3 +197,12 @@ from lightning.pytorch.callbacks import Callback
         saved = state_dict.get("monitors", {})
         for monitor in self._own:
             monitor.load_state_dict(saved.get(type(monitor).__name__, {}))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Atomically: a reader never sees half a file."""
+    import json
+
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from tunekit.callbacks._base import Monitor
+from tunekit.callbacks._reporters import charted_per_layer
 from tunekit.diagnose import RunRecord
 from tunekit.diagnose.rules import Rule, check_exploding_gradients, check_vanishing_gradients
 
@@ -28,8 +29,15 @@ class GradNormMonitor(Monitor):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.per_layer = per_layer
 
+    def logs_to(self, logger: Any, key: str) -> bool:
+        # W&B gets the per-layer norms as one chart with a line per layer (tunekit.dashboards.wandb).
+        return not (key.startswith("tunekit/grad_norm/") and charted_per_layer(logger))
+
     def step_metrics(self, record: RunRecord, index: int) -> dict[str, float]:
         metrics = {"tunekit/grad_norm": float(record.grad_norm[index]), "tunekit/lr": float(record.lr[index])}
+        if record.group_lrs.ndim == 2 and record.group_lrs.shape[1] > 1 and index < len(record.group_lrs):
+            for group, lr in enumerate(record.group_lrs[index]):
+                metrics[f"tunekit/lr/group{group}"] = float(lr)
         if self.per_layer:
             for name, value in zip(record.layer_names, record.layer_grad_norms[index], strict=True):
                 metrics[f"tunekit/grad_norm/{name}"] = float(value)

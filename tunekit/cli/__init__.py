@@ -6,6 +6,7 @@ import typer
 
 from tunekit.cli.best import best
 from tunekit.cli.lr_find import lr_find
+from tunekit.cli.report import report
 from tunekit.cli.search import search
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -13,6 +14,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.command("search")(search)
 app.command("best")(best)
 app.command("lr-find")(lr_find)
+app.command("report")(report)
 
 
 @app.callback()

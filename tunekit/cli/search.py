@@ -67,16 +67,23 @@ def search(
     name = study_name or config.stem
     progress = _Progress(n_trials, cfg.monitor, enabled=not as_json)
     extra = None
+    on_trial: Any = progress
     if wandb:
+        if n_jobs > 1:
+            raise fail("--wandb logs from this process: use it with --n-jobs 1 (run more commands for more workers)")
         from tunekit.dashboards.wandb import StudyLogger
 
-        extra = StudyLogger(name, cfg)
+        extra = StudyLogger(name, storage or "sqlite:///tunekit.db")
+
+        def on_trial(study: Any, trial: Any) -> None:
+            extra.on_trial(study, trial)
+            progress(study, trial)
     started = time.time()
     interrupted = False
     try:
         with progress.bar:
             result = run_search(cfg, n_trials=n_trials, timeout=timeout, storage=storage, study_name=name,
-                                n_jobs=n_jobs, on_trial=progress, extra_callbacks=extra,
+                                n_jobs=n_jobs, on_trial=on_trial, extra_callbacks=extra,
                                 note=None if as_json else progress.note,
                                 heartbeat=(heartbeat_interval, grace_period))
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class RunRecord:
         total_steps: the number of optimizer steps the run was planned for, if known.
         grad_scaler: True under fp16 loss scaling, where an occasional inf gradient is a skipped step,
             not a failure.
+        group_lrs: the LR of every param group at each step, shape ``(len(steps), groups)`` (for display).
     """
 
     steps: np.ndarray = field(default_factory=lambda: _arr(None, int))
@@ -51,6 +53,7 @@ class RunRecord:
     initial_loss: float | None = None
     total_steps: int | None = None
     grad_scaler: bool = False
+    group_lrs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @classmethod
     def from_series(
@@ -85,6 +88,29 @@ class RunRecord:
     def __len__(self) -> int:
         return len(self.steps)
 
+    def curves(self, max_points: int = 200, layers: bool = True) -> dict[str, Any]:
+        """The series thinned to at most ``max_points`` (evenly in step), as JSON-ready lists (NaN -> None).
+
+        Example:
+            >>> RunRecord.from_series([2.0, 1.0, float("nan")]).curves()["loss"]
+            [2.0, 1.0, None]
+        """
+        n = len(self)
+        keep = np.unique(np.linspace(0, n - 1, min(n, max_points)).astype(int)) if n else np.zeros(0, dtype=int)
+
+        def clean(values: np.ndarray) -> list[Any]:
+            return [float(v) if np.isfinite(v) else None for v in np.asarray(values, dtype=float)]
+
+        out: dict[str, Any] = {
+            "steps": [int(s) for s in self.steps[keep]], "loss": clean(self.loss[keep]),
+            "grad_norm": clean(self.grad_norm[keep]), "lr": clean(self.lr[keep]),
+            "val_steps": [int(s) for s in self.val_steps], "val_loss": clean(self.val_loss),
+            "initial_loss": self.initial_loss, "first_nonfinite_step": self.first_nonfinite_step,
+        }
+        if layers and self.layer_grad_norms.ndim == 2 and self.layer_grad_norms.shape[1]:
+            out["layers"] = {name: clean(self.layer_grad_norms[keep, j]) for j, name in enumerate(self.layer_names)}
+        return out
+
     @property
     def last_step(self) -> int:
         return int(self.steps[-1]) if len(self.steps) else 0
@@ -104,6 +130,7 @@ class RunRecord:
             val_steps=self.val_steps[val], val_loss=self.val_loss[val],
             first_nonfinite_step=None, initial_loss=self.initial_loss, total_steps=self.total_steps,
             grad_scaler=self.grad_scaler,
+            group_lrs=self.group_lrs[keep] if len(self.group_lrs) == len(self.steps) else self.group_lrs,
         )
 
 

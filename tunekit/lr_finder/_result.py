@@ -91,9 +91,10 @@ class LRRangeResult:
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
-        if finite.any():
-            top = np.percentile(losses[finite], 95)
-            bottom = losses[finite].min()
+        if finite.any():  # frame the useful part: from the lowest loss to a little above where it started
+            start = float(np.max(losses[finite][:10]))
+            top = min(float(np.percentile(losses[finite], 95)), 1.5 * start)
+            bottom = float(losses[finite].min())
             ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.1 * (top - bottom))
         ax.set_title(title or (f"LR range test: {self.steps} steps" if self.suggestion else
                                f"LR range test: no suggestion ({self.reason})"), fontsize=10)

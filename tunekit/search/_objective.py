@@ -70,6 +70,8 @@ class Objective:
             trial.set_user_attr("steps", int(trainer.global_step))
             trial.set_user_attr("diagnosis", diagnoser.diagnosis.to_dict())
             trial.set_user_attr("metrics", _metrics(trainer))
+            if diagnoser.attached:  # thinned loss/grad-norm curves for the HTML report
+                trial.set_user_attr("curves", diagnoser.recorder.record().curves(max_points=150, layers=False))
         if pruned is not None:
             raise pruned
         if diagnoser.diagnosis.is_critical:

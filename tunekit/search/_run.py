@@ -107,6 +107,8 @@ def open_study(config: RunConfig, storage: str | None, study_name: str, *, worke
                                 sampler=make_sampler(config.sampler, config.seed + worker),
                                 pruner=make_pruner(config.pruner), load_if_exists=True)
     created = study_name not in existing
+    # A resumed study must not replay the sampler's first random draws: seed it past the trials it has.
+    study.sampler = make_sampler(config.sampler, config.seed + worker + 7919 * len(study.trials))
     recorded = study.user_attrs.get(SPACE_ATTR)
     section = json.loads(json.dumps(config.search))
     if created or recorded is None:
@@ -148,6 +150,26 @@ def lr_ranges(study: optuna.Study, config: RunConfig, space: SearchSpace,
     return bounds
 
 
+def _enqueue_suggestion(study: optuna.Study, space: SearchSpace) -> None:
+    """Start a new study at the range test's suggestion with the recipe's own defaults: a strong first trial
+    instead of a random one (the sampler takes over from the second trial)."""
+    fam = space.families()[0]
+    stored = study.user_attrs.get(LR_RANGE_ATTR.format(family=fam))
+    if not stored or stored.get("suggestion") is None:
+        return
+    low, high = space.lr_bounds[fam]
+    params: dict[str, Any] = {f"lr_{fam}": min(high, max(low, stored["suggestion"]))}
+    optimizer = space.dimensions.get("optimizer")
+    if optimizer is not None and optimizer.kind == "categorical":
+        params["optimizer"] = next(c for c in optimizer.choices if (c == "sgd") == (fam == "sgd"))
+    for name in ("beta1", "beta2", "momentum"):
+        dim = space.dimensions.get(name)
+        default = getattr(space.base, name)
+        if dim is not None and dim.kind == "float" and dim.low <= default <= dim.high:
+            params[name] = default
+    study.enqueue_trial(params, user_attrs={"tunekit.start": "lr range test suggestion"})
+
+
 def _planned_steps(config: RunConfig) -> int | None:
     if config.trainer.get("max_steps", -1) and config.trainer.get("max_steps", -1) > 0:
         return int(config.trainer["max_steps"])
@@ -186,6 +208,8 @@ def run_search(config: RunConfig, *, n_trials: int | None, timeout: float | None
         if space.needs_lr_range_test:
             with quiet_lightning():
                 space.lr_bounds = lr_ranges(study, config, space, note)
+            if created:
+                _enqueue_suggestion(study, space)
         if n_jobs == 1:
             _optimize(study, config, space, n_trials, timeout, on_trial, extra_callbacks)
         else:

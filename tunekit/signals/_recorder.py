@@ -68,6 +68,7 @@ class SignalRecorder:
         self.table: BoundedTable | None = None  # step, loss, grad_norm, lr, per-layer norms
         self.updates = BoundedTable(2, capacity)  # step, update/weight ratio
         self.val = BoundedTable(2, capacity)  # step, val loss
+        self.lrs: BoundedTable | None = None  # step, LR of each param group
         self.first_nonfinite_step: int | None = None
         self.initial_loss: float | None = None
         self.total_steps: int | None = None
@@ -88,7 +89,7 @@ class SignalRecorder:
         self._losses: list[torch.Tensor] = []  # detached micro-batch losses not yet read back ...
         self._loss_slots: list[int] = []  # ... and the slot (optimizer step) each belongs to
         self._steps: list[int] = []
-        self._lrs: list[float] = []
+        self._lrs: list[list[float]] = []  # every param group's LR, per open/closed step
         self._before: list[torch.Tensor] | None = None
         self._update_rows: list[torch.Tensor] = []
         self._update_steps: list[int] = []
@@ -135,8 +136,9 @@ class SignalRecorder:
         return self._bound and self._module is not None and self._module() is module
 
     # ------------------------------------------------------------------ hot path
-    def capture_gradients(self, global_step: int, lr: float) -> None:
-        """Norms of the current gradients into the open slot (called before the optimizer step)."""
+    def capture_gradients(self, global_step: int, lrs: list[float]) -> None:
+        """Norms of the current gradients into the open slot (called before the optimizer step), with the LR
+        of each param group."""
         if global_step == self._grad_step or not (self._bound and self.enabled):
             return
         self._grad_step = global_step
@@ -160,7 +162,7 @@ class SignalRecorder:
                 self._before = list(torch._foreach_mul(weights, 1.0))  # one copy, released after the step
                 self._before_norm = torch.stack(torch._foreach_norm(weights, 2, dtype=torch.float32))
         self._steps.append(global_step)
-        self._lrs.append(lr)
+        self._lrs.append(lrs)
         self._slot_open = True
 
     def capture_loss(self, loss: Any, global_step: int) -> bool:
@@ -252,9 +254,10 @@ class SignalRecorder:
             sq = np.square(norms)
             layer = np.sqrt(sq @ self._membership)
             total = np.sqrt(sq.sum(axis=1))
-            rows = np.column_stack([np.asarray(self._steps[:n], float), loss, total,
-                                    np.asarray(self._lrs[:n], float), layer])
+            lrs = self._group_lrs(self._lrs[:n])
+            rows = np.column_stack([np.asarray(self._steps[:n], float), loss, total, lrs[:, 0], layer])
             self.table.append(rows)
+            self.lrs.append(np.column_stack([rows[:, 0], lrs]))  # type: ignore[union-attr]
             self.flushes += 1
             self._note_initial_loss(loss)
             bad = ~np.isfinite(loss) if self.grad_scaler else ~(np.isfinite(loss) & np.isfinite(total))
@@ -273,6 +276,13 @@ class SignalRecorder:
         self._slot = 0
         self._steps, self._lrs = self._steps[n:], self._lrs[n:]
         self._update_rows, self._update_steps = [], []
+
+    def _group_lrs(self, lrs: list[list[float]]) -> np.ndarray:
+        """Rows of per-group LRs, padded/cut to the groups seen at the first step (param groups rarely change)."""
+        if self.lrs is None:
+            self.lrs = BoundedTable(1 + max(1, len(lrs[0])), self.capacity)
+        width = self.lrs.n_cols - 1
+        return np.asarray([(row + [row[-1]] * width)[:width] for row in lrs], dtype=float)
 
     def _note_initial_loss(self, loss: np.ndarray) -> None:
         if self.initial_loss is None:
@@ -293,6 +303,7 @@ class SignalRecorder:
             layer_names=self.layer_names, layer_grad_norms=data[:, _FIXED_COLS:].copy(),
             update_steps=self.updates.data[:, 0].astype(int), update_ratio=self.updates.data[:, 1].copy(),
             val_steps=self.val.data[:, 0].astype(int), val_loss=self.val.data[:, 1].copy(),
+            group_lrs=self.lrs.data[:, 1:].copy() if self.lrs is not None else np.zeros((0, 0)),
             first_nonfinite_step=self.first_nonfinite_step, initial_loss=self.initial_loss,
             total_steps=self.total_steps, grad_scaler=self.grad_scaler,
         )
@@ -308,6 +319,7 @@ class SignalRecorder:
             "table": torch.from_numpy(self.table.state()) if self.table is not None else None,
             "updates": torch.from_numpy(self.updates.state()),
             "val": torch.from_numpy(self.val.state()),
+            "lrs": torch.from_numpy(self.lrs.state()) if self.lrs is not None else None,
             "first_nonfinite_step": self.first_nonfinite_step,
             "initial_loss": self.initial_loss,
         }
@@ -321,5 +333,9 @@ class SignalRecorder:
             self.table.load(table.numpy())
         self.updates.load(state["updates"].numpy()) if "updates" in state else None
         self.val.load(state["val"].numpy()) if "val" in state else None
+        lrs = state.get("lrs")
+        if lrs is not None:
+            self.lrs = BoundedTable(lrs.shape[1], self.capacity)
+            self.lrs.load(lrs.numpy())
         self.first_nonfinite_step = state.get("first_nonfinite_step")
         self.initial_loss = state.get("initial_loss")

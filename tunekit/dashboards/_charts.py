@@ -1,0 +1,125 @@
+"""The report's charts: matplotlib figures rendered to inline SVG (text as paths: no font or file to fetch)."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from tunekit.utilities.imports import require
+
+BLUE, ORANGE, GREEN, GREY, RED, GOLD, CYAN = "#1f4e99", "#e07b00", "#2a9d3a", "#9aa3ad", "#c0392b", "#d4a017", "#2b8cbe"
+SEVERITY_COLOR = {"critical": RED, "warning": GOLD, "info": CYAN}
+
+
+def _plt() -> Any:
+    matplotlib = require("matplotlib", "matplotlib", extra="plot")
+    matplotlib.use("Agg", force=False)
+    plt = require("matplotlib.pyplot", "matplotlib", extra="plot")
+    plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5})
+    return plt
+
+
+def svg(fig: Any) -> str:
+    """The figure as an inline ``<svg>`` element (and closed, so figures do not pile up)."""
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    _plt().close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def history(trials: list[dict[str, Any]], monitor: str, minimize: bool) -> str:
+    """Each trial's value by trial number (pruned ones grey at their last reported value), best so far."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    done = [t for t in trials if t["state"] == "complete" and t["value"] is not None]
+    pruned = [t for t in trials if t["state"] == "pruned" and t.get("last") is not None]
+    if pruned:
+        # A diverged trial's last value can be 1e14: drawn at the chart's edge, not stretching the axis.
+        cap = 3 * max((abs(t["value"]) for t in done), default=1.0)
+        ys = [min(t["last"], cap) if math.isfinite(t["last"]) else cap for t in pruned]
+        ax.scatter([t["number"] for t in pruned], ys, marker="x", color=GREY, s=22, label="pruned (last value)")
+    if done:
+        ax.scatter([t["number"] for t in done], [t["value"] for t in done], color=BLUE, s=22, zorder=3,
+                   label="complete")
+        best, xs, ys = math.inf if minimize else -math.inf, [], []
+        for t in sorted(done, key=lambda t: t["number"]):
+            best = min(best, t["value"]) if minimize else max(best, t["value"])
+            xs.append(t["number"])
+            ys.append(best)
+        ax.step(xs, ys, where="post", color=GREEN, lw=2, label="best so far")
+        values = [t["value"] for t in done]
+        if min(values) > 0 and max(values) / min(values) > 20:
+            ax.set_yscale("log")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(monitor)
+    ax.legend(fontsize=8, frameon=False)
+    return svg(fig)
+
+
+def importances(values: dict[str, float]) -> str:
+    plt = _plt()
+    names = list(values)[::-1]
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(names) + 0.9))
+    ax.barh(names, [values[n] for n in names], color=BLUE)
+    ax.set_xlabel("importance (fANOVA share of the objective's variance)")
+    ax.grid(axis="y", alpha=0)
+    return svg(fig)
+
+
+def lr_ranges(results: dict[str, Any]) -> str:
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(results), figsize=(7.5 if len(results) == 1 else 11, 3.6), squeeze=False)
+    for ax, (name, result) in zip(axes[0], results.items(), strict=True):
+        result.plot(ax=ax, title=f"LR range test ({name})")
+    return svg(fig)
+
+
+def curves(series: dict[str, Any], findings: list[dict[str, Any]], title: str, layers: bool = False) -> str:
+    """Loss (with validation) and gradient norm against the step; each finding marked where it began."""
+    plt = _plt()
+    rows = 3 if layers and series.get("layers") else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(7.5, 2.3 * rows + 0.4), sharex=True)
+    steps = np.asarray(series.get("steps", []), dtype=float)
+    loss = np.asarray([np.nan if v is None else v for v in series.get("loss", [])], dtype=float)
+    grad = np.asarray([np.nan if v is None else v for v in series.get("grad_norm", [])], dtype=float)
+    ax = axes[0]
+    ax.plot(steps, loss, color=BLUE, lw=1.2, label="training loss")
+    if series.get("val_steps"):
+        val = [np.nan if v is None else v for v in series["val_loss"]]
+        ax.plot(series["val_steps"], val, color=ORANGE, marker="o", ms=3, lw=1.2, label="validation loss")
+    finite = loss[np.isfinite(loss)]
+    if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 30:
+        ax.set_yscale("log")
+    ax.set_ylabel("loss")
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    ax = axes[1]
+    ax.plot(steps, grad, color=ORANGE, lw=1.2, label="global gradient norm")
+    if np.isfinite(grad).any() and np.nanmin(grad) > 0:
+        ax.set_yscale("log")
+    ax.set_ylabel("gradient norm")
+    if rows == 3:
+        ax = axes[2]
+        cmap = plt.get_cmap("viridis")
+        names = list(series["layers"])
+        for i, name in enumerate(names):
+            values = np.asarray([np.nan if v is None else v for v in series["layers"][name]], dtype=float)
+            ax.plot(steps, np.where(values > 0, values, np.nan), lw=1, color=cmap(i / max(1, len(names) - 1)),
+                    label=name)
+        ax.set_yscale("log")
+        ax.set_ylabel("per layer")
+        ax.legend(fontsize=7, frameon=False, ncol=min(4, len(names)), loc="lower left")
+    axes[-1].set_xlabel("optimizer step")
+    for f in findings:
+        color = SEVERITY_COLOR.get(f["severity"], GREY)
+        for a in axes:
+            a.axvline(f["step"], color=color, lw=1.2, ls="--")
+        axes[0].annotate(f["code"], (f["step"], 1.0), xycoords=("data", "axes fraction"), color=color, fontsize=8,
+                         rotation=90, va="top", ha="right")
+    fig.tight_layout()
+    return svg(fig)
