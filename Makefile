@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/tunekit search examples/search.yaml --n-trials 12 --storage sqlite:///demo.db --study-name demo
 	$(VENV)/bin/tunekit best --storage sqlite:///demo.db --study-name demo
+	$(VENV)/bin/tunekit report --storage sqlite:///demo.db --study-name demo -o demo_report.html
 
 demo-diagnose: $(STAMP)
 	$(PY) examples/diagnose_runs.py

@@ -73,7 +73,7 @@ def test_finite_blow_up_is_divergence():
     assert 200 <= finding.step < 300 and first_remedy(finding) == ("lower_lr", {"lr": 0.01})
 
 
-def test_damaging_gradient_spikes_are_exploding_gradients_clip_first():
+def test_damaging_gradient_spikes_are_exploding_gradients_lower_lr_then_clip():
     loss = healthy(400, tau=60).copy()
     grad = np.full(400, 0.5)
     for s in (150, 250, 330):
@@ -81,8 +81,17 @@ def test_damaging_gradient_spikes_are_exploding_gradients_clip_first():
         loss[s + 1 : s + 8] += 2.0
     finding = check_exploding_gradients(record(loss, grad), SGD)
     assert finding.step == 150 and finding.evidence["spikes"] == 3
-    assert first_remedy(finding) == ("clip_gradients", {"gradient_clip_val": 0.5})
-    assert finding.remedies[1].code.value == "lower_lr"
+    assert first_remedy(finding) == ("lower_lr", {"lr": 0.033})  # the primer: lower the LR, then clip
+    assert finding.remedies[1].change == {"gradient_clip_val": 0.5}
+
+
+def test_blow_ups_that_never_learn_are_divergence():
+    rng = np.random.default_rng(0)
+    loss = 2.3 + rng.normal(0, 0.1, 300)
+    loss[[40, 120, 200]] = 3e4  # a far too large Adam step: the loss blows up, the units die, nothing is learned
+    finding = check_divergence(record(loss), ADAM)
+    assert finding.severity.value == "critical" and finding.step == 40
+    assert first_remedy(finding) == ("lower_lr", {"lr": 0.0001})
 
 
 def test_spikes_that_do_no_damage_are_not_exploding():
@@ -176,6 +185,14 @@ def test_val_rising_while_train_falls_is_generalization_gap():
     assert finding.remedies[2].change == {"max_steps": 399}
     sgd = check_generalization_gap(record(loss, val=val), SGD)
     assert [r.code.value for r in sgd.remedies] == ["add_weight_decay", "early_stop"]
+
+
+def test_a_small_steady_rise_after_memorizing_is_the_start_of_overfitting():
+    loss = healthy(1000, floor=0.0005, tau=60)
+    val = [1.8, 0.9, 0.5, 0.42, 0.422, 0.425, 0.428, 0.431, 0.434, 0.44]  # +4.8% over six checks
+    finding = check_generalization_gap(record(loss, val=val), ADAM)
+    assert finding.severity.value == "info" and "starting to overfit" in finding.message
+    assert diagnose(record(loss, val=val), ADAM).is_healthy  # info only: a healthy run stays healthy
 
 
 def test_val_that_keeps_falling_is_no_gap():

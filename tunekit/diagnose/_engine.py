@@ -15,8 +15,9 @@ _SILENCES: dict[FindingCode, frozenset[FindingCode]] = {
                                        FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL}),
     FindingCode.SADDLE_STALL: frozenset({FindingCode.SLOW_CONVERGENCE, FindingCode.PLATEAU}),
     FindingCode.OSCILLATION: frozenset({FindingCode.PLATEAU, FindingCode.GENERALIZATION_GAP,
-                                        FindingCode.EARLY_INSTABILITY}),
-    FindingCode.EXPLODING_GRADIENTS: frozenset({FindingCode.GENERALIZATION_GAP}),
+                                        FindingCode.EARLY_INSTABILITY, FindingCode.EXPLODING_GRADIENTS}),
+    FindingCode.EXPLODING_GRADIENTS: frozenset({FindingCode.GENERALIZATION_GAP, FindingCode.SADDLE_STALL,
+                                                FindingCode.SLOW_CONVERGENCE, FindingCode.PLATEAU}),
 }
 
 

@@ -22,6 +22,7 @@ LATE_DIVERGENCE_FRACTION = 0.5  # a divergence after half the planned steps is "
 LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan is unknown
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
+BLOW_UP_FACTOR = 100.0  # or the loss blew up to 100x its initial value and the run never got below its start
 SPIKE_FACTOR = 10.0  # a gradient norm 10x the median of the steps before it is a spike
 SPIKE_HISTORY = 49  # steps in that median (odd: one middle value)
 SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
@@ -54,6 +55,17 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
     recent = median(record.loss[-n:])
     sm = smooth(record.loss, SMOOTH_STEPS)
     best = float(np.nanmin(sm))
+    if _blew_up_and_never_learned(record, recent):
+        peak = float(np.nanmax(record.loss))
+        start = int(record.steps[int(np.nanargmax(record.loss > BLOW_UP_FACTOR * record.initial_loss))])
+        return Finding(
+            FindingCode.DIVERGENCE, Severity.CRITICAL, start,
+            f"the loss blew up to {fmt(peak)} ({peak / record.initial_loss:.0f}x its initial {fmt(record.initial_loss)}) "
+            f"at step {start} and the run never got below where it started ({fmt(recent)} now)",
+            {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
+            (R.lower_lr(ctx, 10, "steps this large throw the weights out of any useful region"),
+             R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, 1))),
+        )
     if not (recent > DIVERGED_LOSS_FACTOR * max(record.initial_loss, 1e-12) and recent > DIVERGED_BEST_FACTOR * best):
         return None
     start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
@@ -66,6 +78,13 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
         f"(its best was {fmt(best)}), from step {start} on, and has not come back",
         {"loss": recent, "initial_loss": record.initial_loss, "best_loss": best, "lr": ctx.lr}, tuple(remedies),
     )
+
+
+def _blew_up_and_never_learned(record: RunRecord, recent: float) -> bool:
+    initial = record.initial_loss or 0.0
+    with np.errstate(invalid="ignore"):
+        blew = bool(np.any(record.loss > BLOW_UP_FACTOR * initial))
+    return initial > 0 and blew and recent >= 0.9 * initial
 
 
 def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
@@ -165,7 +184,7 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     healthy = median(record.grad_norm)
     clip = R.clip_gradients(ctx, healthy)
     lower = R.lower_lr(ctx, 3, "smaller steps keep a steep wall from throwing the weights far")
-    remedies = (lower, clip) if ctx.gradient_clip_val and ctx.gradient_clip_val <= 2 * healthy else (clip, lower)
+    remedies = (lower, clip)  # the primer's order for exploding losses: lower the LR, then clip
     return Finding(
         FindingCode.EXPLODING_GRADIENTS, Severity.WARNING, int(record.steps[i]),
         f"{len(spikes)} gradient-norm spikes (up to {fmt(worst)}, {worst / base:.0f}x the typical {fmt(base)}) "
