@@ -161,10 +161,11 @@ def main() -> None:
             print(f"round {r + 1}/{args.rounds}: " + "  ".join(f"{c} {times[c][-1] * 1e3:.2f} ms" for c in configs),
                   flush=True)
     print("\nMLP 64-512-512-512-10, sklearn digits, batch 64, CPU, 1 thread")
-    print(f"\npaired epochs ({sum(len(r) for r in pair_ratios.values())} epoch pairs): ratio = on / off")
-    print(f"{'tool':<12}{'ratio':>9}   {'q1-q3':>13}")
-    for tool, ratios in pair_ratios.items():
-        print(f"{tool:<12}{statistics.median(ratios):>8.3f}x   {_quartiles(ratios)}")
+    if args.fits:
+        print(f"\npaired epochs ({sum(len(r) for r in pair_ratios.values())} epoch pairs): ratio = on / off")
+        print(f"{'tool':<12}{'ratio':>9}   {'q1-q3':>13}")
+        for tool, ratios in pair_ratios.items():
+            print(f"{tool:<12}{statistics.median(ratios):>8.3f}x   {_quartiles(ratios)}")
     if not args.rounds:
         return
     base = times["none"]

@@ -31,8 +31,10 @@ def best(
     if not complete:
         raise fail(f"study {study_name!r} has no finished trial yet", EXIT_FAILED)
     trial = study.best_trial
-    recipe = {k: float(f"{v:.4g}") if isinstance(v, float) else v
-              for k, v in trial.user_attrs.get("recipe", {}).items() if v is not None}
+    from tunekit.recipe import Recipe
+
+    full = Recipe.from_dict(trial.user_attrs.get("recipe", {})).to_dict(compact=True)
+    recipe = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in full.items()}
     monitor = study.user_attrs.get("tunekit.monitor", "value")
     typer.echo(f"# study {study_name}, trial {trial.number}: {monitor} = {trial.value:.6g}")
     typer.echo(yaml.safe_dump({"recipe": recipe}, sort_keys=False).rstrip())

@@ -116,12 +116,14 @@ def _print_summary(result: Any, interrupted: bool) -> None:
     if result.best_recipe is None:
         console.print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
         return
-    table = Table(title=f"best: trial {result.best_trial}, {result.monitor} {result.best_value:.4g}")
+    from tunekit.recipe import Recipe
+
+    table = Table(title=f"best recipe: trial {result.best_trial}, {result.monitor} {result.best_value:.4g}",
+                  min_width=48, title_justify="left")
     table.add_column("recipe key")
     table.add_column("value", justify="right")
-    for key, value in result.best_recipe.items():
-        if value is not None:
-            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    for key, value in Recipe.from_dict(result.best_recipe).to_dict(compact=True).items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     from tunekit.diagnose import Diagnosis
 

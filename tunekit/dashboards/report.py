@@ -110,8 +110,10 @@ def study_report(storage: str, study_name: str) -> str:
         body.append(f"<section><h2>LR range test</h2>{charts.lr_ranges(lr_results)}</section>")
     if ranked:
         best = ranked[0]
-        recipe = {k: float(f"{v:.4g}") if isinstance(v, float) else v
-                  for k, v in best["attrs"].get("recipe", {}).items() if v is not None}
+        from tunekit.recipe import Recipe
+
+        compact = Recipe.from_dict(best["attrs"].get("recipe", {})).to_dict(compact=True)
+        recipe = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in compact.items()}
         body.append(f"<section><h2>Best recipe: trial {best['number']}, {html.escape(monitor)} "
                     f"{_fmt(best['value'])}</h2><pre>{html.escape(yaml.safe_dump({'recipe': recipe}, sort_keys=False))}"
                     f"</pre>{_findings_table(Diagnosis.from_dict(best['attrs'].get('diagnosis', {})))}</section>")

@@ -78,8 +78,16 @@ class Recipe:
         return self.replace(**dict(change))
 
     # ------------------------------------------------------------------ serialization
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def to_dict(self, compact: bool = False) -> dict[str, Any]:
+        """All fields; ``compact`` leaves out unset ones and those the optimizer does not use (momentum for
+        Adam without the SGD switch, betas for SGD), for display and for pasting into a config."""
+        data = dataclasses.asdict(self)
+        if not compact:
+            return data
+        unused = {"beta1", "beta2"} if self.optimizer == "sgd" else set()
+        if self.optimizer != "sgd" and self.switch_to_sgd_at is None:
+            unused.add("momentum")
+        return {k: v for k, v in data.items() if v is not None and k not in unused}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
