@@ -24,6 +24,8 @@ import lightning.pytorch as pl
 
 from tunekit.exceptions import ConfigError
 
+SHORT_RUN_TRAINER_ARGS = ("accelerator", "precision", "gradient_clip_val", "gradient_clip_algorithm",
+                         "accumulate_grad_batches", "deterministic")  # what the LR range test's short runs keep
 TOP_LEVEL = ("model", "data", "trainer", "monitor", "direction", "recipe", "search", "sampler", "pruner", "seed")
 DIRECTIONS = ("minimize", "maximize")
 
@@ -59,6 +61,32 @@ class RunConfig:
 
     def make_data(self, **overrides: Any) -> pl.LightningDataModule:
         return _instantiate(self.data_class, {**self.data_args, **overrides}, "data")
+
+    def short_run_trainer_args(self) -> dict[str, Any]:
+        """The Trainer arguments that also shape the LR range test's short runs (device, precision, clipping)."""
+        return {k: v for k, v in self.trainer.items() if k in SHORT_RUN_TRAINER_ARGS}
+
+    def planned_steps(self) -> int | None:
+        """Optimizer steps a fit with these Trainer arguments will take, when they fix it."""
+        max_steps = self.trainer.get("max_steps", -1)
+        if max_steps and max_steps > 0:
+            return int(max_steps)
+        epochs = self.trainer.get("max_epochs")
+        if not epochs:
+            return None
+        data = self.make_data()
+        try:
+            data.setup("fit")
+            batches = len(data.train_dataloader())
+        except (TypeError, NotImplementedError):  # an iterable loader has no length
+            return None
+        limit = self.trainer.get("limit_train_batches")
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            batches = min(batches, limit)
+        elif isinstance(limit, float):
+            batches = int(batches * limit)
+        accumulate = int(self.trainer.get("accumulate_grad_batches", 1))
+        return int(epochs) * max(1, batches // accumulate)
 
     @property
     def data_takes_batch_size(self) -> bool:

@@ -99,3 +99,15 @@ def test_best_of_a_missing_study_names_the_ones_there(tmp_path):
 
 def test_base_config_is_valid():
     assert set(BASE) <= {"model", "data", "trainer", "monitor", "search"}
+
+
+def test_lr_find_prints_a_suggestion_and_saves_the_plot(tmp_path):
+    cfg = write_config(tmp_path)
+    plot = tmp_path / "lr.png"
+    result = _run(["lr-find", str(cfg), "--plot", str(plot), "--json", "--max-steps", "150"], tmp_path)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["suggestion"] > 0 and data["steps"] <= 150 and data["plot"] == str(plot)
+    assert plot.stat().st_size > 10_000
+    missing = _run(["lr-find", str(tmp_path / "none.yaml")], tmp_path)
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr

@@ -40,11 +40,6 @@ def _shared_for(trainer: pl.Trainer, **settings: Any) -> _Shared:
     return shared
 
 
-def recorder_for(trainer: pl.Trainer, **settings: Any) -> SignalRecorder:
-    """The recorder shared by all monitors of ``trainer`` (created by the first to ask, with its settings)."""
-    return _shared_for(trainer, **settings).recorder
-
-
 def _planned_steps(trainer: pl.Trainer) -> int | None:
     try:
         steps = trainer.estimated_stepping_batches

@@ -19,8 +19,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; failure while running; bad u
 console = Console(stderr=True)  # progress and tables; stdout is kept for --json and YAML
 F = TypeVar("F", bound=Callable[..., Any])
 
-RUN_TRAINER_ARGS = ("accelerator", "precision", "devices", "gradient_clip_val", "gradient_clip_algorithm",
-                    "accumulate_grad_batches", "deterministic")  # the config's Trainer arguments short runs keep
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:

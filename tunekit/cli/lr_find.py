@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import RUN_TRAINER_ARGS, console, handle_errors, quiet
+from tunekit.cli._common import console, handle_errors, quiet
 from tunekit.config import load_config
 
 
@@ -27,9 +27,9 @@ def lr_find(
     quiet()
     cfg = load_config(config)
     model, data = cfg.make_model(), cfg.make_data()
-    trainer_kwargs = {k: v for k, v in cfg.trainer.items() if k in RUN_TRAINER_ARGS}
     result = lr_range_test(model, datamodule=data, min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
-                           monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=trainer_kwargs, progress=not as_json)
+                           monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
+                           budget_steps=cfg.planned_steps(), progress=not as_json)
     saved = None
     if str(plot):
         fig = result.plot(title=f"{cfg.model_class.__name__} on {cfg.data_class.__name__}")

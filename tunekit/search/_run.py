@@ -34,8 +34,6 @@ from tunekit.search._study import (
 
 LR_RANGE_ATTR = "tunekit.lr_range.{family}"  # study user attribute holding the range test of an optimizer family
 SPACE_ATTR = "tunekit.search"  # the search section a study was created with
-RUN_TRAINER_ARGS = ("accelerator", "precision", "gradient_clip_val", "gradient_clip_algorithm",
-                    "accumulate_grad_batches", "deterministic")
 
 
 @dataclass
@@ -134,10 +132,9 @@ def lr_ranges(study: optuna.Study, config: RunConfig, space: SearchSpace,
             adam = space.base.optimizer if space.base.optimizer != "sgd" else "adamw"
             model.recipe = space.base.replace(optimizer="sgd" if fam == "sgd" else adam,  # type: ignore[assignment]
                                               switch_to_sgd_at=None)
-            trainer_kwargs = {k: v for k, v in config.trainer.items() if k in RUN_TRAINER_ARGS}
-            budget = _planned_steps(config)
             result = lr_range_test(model, datamodule=config.make_data(), monitor=config.monitor, seed=config.seed,
-                                   trainer_kwargs=trainer_kwargs, budget_steps=budget)
+                                   trainer_kwargs=config.short_run_trainer_args(),
+                                   budget_steps=config.planned_steps())
             if result.suggestion is None:
                 raise ConfigError(f"lr: auto: the LR range test for {fam} found no learning rate ({result.reason}); "
                                   "give lr: a range instead.")
@@ -168,20 +165,6 @@ def _enqueue_suggestion(study: optuna.Study, space: SearchSpace) -> None:
         if dim is not None and dim.kind == "float" and dim.low <= default <= dim.high:
             params[name] = default
     study.enqueue_trial(params, user_attrs={"tunekit.start": "lr range test suggestion"})
-
-
-def _planned_steps(config: RunConfig) -> int | None:
-    if config.trainer.get("max_steps", -1) and config.trainer.get("max_steps", -1) > 0:
-        return int(config.trainer["max_steps"])
-    epochs = config.trainer.get("max_epochs")
-    if epochs:
-        data = config.make_data()
-        try:
-            data.setup("fit")
-            return int(epochs) * len(data.train_dataloader())
-        except (TypeError, NotImplementedError):
-            return None
-    return None
 
 
 def run_search(config: RunConfig, *, n_trials: int | None, timeout: float | None = None,

@@ -60,8 +60,9 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
         start = int(record.steps[int(np.nanargmax(record.loss > BLOW_UP_FACTOR * record.initial_loss))])
         return Finding(
             FindingCode.DIVERGENCE, Severity.CRITICAL, start,
-            f"the loss blew up to {fmt(peak)} ({peak / record.initial_loss:.0f}x its initial {fmt(record.initial_loss)}) "
-            f"at step {start} and the run never got below where it started ({fmt(recent)} now)",
+            f"the loss blew up to {fmt(peak)} ({peak / record.initial_loss:.0f}x its initial "
+            f"{fmt(record.initial_loss)}) at step {start} and the run never got below where it started "
+            f"({fmt(recent)} now)",
             {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
             (R.lower_lr(ctx, 10, "steps this large throw the weights out of any useful region"),
              R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, 1))),
