@@ -248,9 +248,13 @@ class SignalRecorder:
             norms = self._dev[:n].detach().cpu().double().numpy()
             loss = np.zeros(n)
             closed = [i for i, s in enumerate(self._loss_slots) if s < n]
+            has_loss = np.zeros(n, dtype=bool)
             if closed:
                 values = torch.stack([self._losses[i] for i in closed]).detach().double().cpu().numpy()
-                np.add.at(loss, [self._loss_slots[i] for i in closed], values.reshape(len(closed)))
+                slots = [self._loss_slots[i] for i in closed]
+                np.add.at(loss, slots, values.reshape(len(closed)))
+                has_loss[slots] = True
+            loss[~has_loss] = np.nan  # a step whose training_step returned no loss
             sq = np.square(norms)
             layer = np.sqrt(sq @ self._membership)
             total = np.sqrt(sq.sum(axis=1))
@@ -260,7 +264,9 @@ class SignalRecorder:
             self.lrs.append(np.column_stack([rows[:, 0], lrs]))  # type: ignore[union-attr]
             self.flushes += 1
             self._note_initial_loss(loss)
-            bad = ~np.isfinite(loss) if self.grad_scaler else ~(np.isfinite(loss) & np.isfinite(total))
+            bad = has_loss & ~np.isfinite(loss)
+            if not self.grad_scaler:
+                bad |= ~np.isfinite(total)
             if bad.any():  # the exact first bad step: the live watch may have seen it a step late
                 first = int(self._steps[int(np.argmax(bad))])
                 self.first_nonfinite_step = min(first, self.first_nonfinite_step or first)
