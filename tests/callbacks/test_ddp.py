@@ -26,7 +26,7 @@ def test_ddp_nan_run_stops_on_both_ranks_at_the_same_step(tmp_path):
     # per step); a loss that overflows first shows in them one step later.
     assert rank0["global_step"] == rank1["global_step"] <= bad + 2
     assert rank0["codes"][0] == rank1["codes"][0] == "divergence"
-    assert rank0["first_remedy"]["code"] == "lower_lr" and rank0["first_remedy"]["change"] == {"lr": 5.0}
+    assert rank0["first_remedy"]["code"] == "lower_lr" and rank0["first_remedy"]["change"] == {"lr": 0.05}
     assert json.loads((tmp_path / "diagnosis.json").read_text())["findings"][0]["code"] == "divergence"
 
 

@@ -35,6 +35,13 @@ def test_healthy_curves_have_no_findings(seed):
         assert diagnose(rec, ctx).codes == []
 
 
+def test_the_lr_cut_follows_the_first_update_ratio():
+    loss = np.array(list(healthy(10)) + [float("nan")])
+    rec = record(loss, lr=50.0, update_ratio=7.0)  # SGD lr 50: the first step moved the weights 7x their size
+    finding = check_divergence(rec, RunContext(optimizer="sgd", lr=50.0))
+    assert first_remedy(finding) == ("lower_lr", {"lr": 0.05})  # cut 1000x (the bound), not 10x
+
+
 def test_nan_after_gradient_growth_is_divergence_with_lower_lr_first():
     loss = list(healthy(40)) + [5.0, 40.0, float("nan")]
     grad = [1.0] * 38 + [2.0, 8.0, 60.0, 900.0, float("nan")]
@@ -132,7 +139,18 @@ def test_tiny_gradients_at_a_high_flat_loss_are_a_saddle_stall():
     loss = 2.3 + rng.normal(0, 0.003, 300)
     layers = np.tile([1e-6, 1e-5, 1e-4, 1e-3], (300, 1))
     finding = check_saddle_stall(record(loss, 0.1, 0.05, layers=layers, update_ratio=1e-6), SGD)
-    assert finding is not None and first_remedy(finding) == ("raise_momentum", {"momentum": 0.9})
+    assert finding is not None and finding.step == 0
+    # stuck from the first step: the init put it there
+    assert [r.code.value for r in finding.remedies] == ["change_init", "raise_momentum", "raise_lr"]
+    assert finding.remedies[1].change == {"momentum": 0.9}
+
+
+def test_a_stall_after_some_progress_tries_momentum_first():
+    rng = np.random.default_rng(0)
+    loss = np.concatenate([np.linspace(2.3, 2.0, 60), 2.0 + rng.normal(0, 0.003, 300)])
+    layers = np.tile([1e-6, 1e-5, 1e-4, 1e-3], (360, 1))
+    finding = check_saddle_stall(record(loss, 0.1, 0.05, layers=layers, update_ratio=1e-6), SGD)
+    assert finding.step > 0
     assert [r.code.value for r in finding.remedies] == ["raise_momentum", "raise_lr", "change_init"]
 
 
@@ -180,11 +198,11 @@ def test_val_rising_while_train_falls_is_generalization_gap():
     val = [1.2, 0.6, 0.4, 0.35, 0.37, 0.42, 0.5, 0.6, 0.7, 0.8]
     finding = check_generalization_gap(record(loss, val=val), ADAM)
     assert finding.step == 399  # the best validation check
-    assert first_remedy(finding) == ("add_weight_decay", {"optimizer": "adamw", "weight_decay": 0.01})
-    assert [r.code.value for r in finding.remedies] == ["add_weight_decay", "switch_to_sgd", "early_stop"]
-    assert finding.remedies[2].change == {"max_steps": 399}
+    assert first_remedy(finding) == ("early_stop", {"max_steps": 399})
+    assert [r.code.value for r in finding.remedies] == ["early_stop", "add_weight_decay", "switch_to_sgd"]
+    assert finding.remedies[1].change == {"optimizer": "adamw", "weight_decay": 0.01}
     sgd = check_generalization_gap(record(loss, val=val), SGD)
-    assert [r.code.value for r in sgd.remedies] == ["add_weight_decay", "early_stop"]
+    assert [r.code.value for r in sgd.remedies] == ["early_stop", "add_weight_decay"]
 
 
 def test_a_small_steady_rise_after_memorizing_is_the_start_of_overfitting():

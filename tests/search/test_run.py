@@ -48,5 +48,5 @@ def test_a_diverging_trial_is_pruned_with_its_diagnosis(tmp_path):
     (trial,) = optuna.load_study(study_name="s", storage=_sqlite(tmp_path)).trials
     assert trial.state == TrialState.PRUNED
     finding = trial.user_attrs["diagnosis"]["findings"][0]
-    assert finding["code"] == "divergence" and finding["remedies"][0]["change"] == {"lr": 5.0}
+    assert finding["code"] == "divergence" and finding["remedies"][0]["change"] == {"lr": 0.05}
     assert trial.user_attrs["steps"] < 25  # stopped at once, not trained for 5 epochs (115 steps)

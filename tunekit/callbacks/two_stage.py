@@ -21,8 +21,9 @@ class SwitchToSGD(Callback):
     """Replaces Adam/AdamW by SGD with momentum after a fraction of training (the guide's Step 8).
 
     The SGD learning rate is ``sgd_lr`` when given, else estimated from the last Adam steps as in SWATS
-    (Keskar & Socher 2017), per param group. The LR schedule continues across the switch (the SGD LR follows
-    the same warmup/cosine multiplier), and a checkpoint taken after the switch resumes with SGD.
+    (Keskar & Socher 2017), per param group: the median over the last 50 Adam steps, times ``1 - momentum``.
+    The LR schedule continues across the switch (the SGD LR follows the same warmup/cosine multiplier), and a
+    checkpoint taken after the switch resumes with SGD.
 
     Args:
         at: fraction of the planned optimizer steps after which to switch, in (0, 1).
@@ -113,6 +114,6 @@ class SwitchToSGD(Callback):
         self.switched = bool(state_dict.get("switched", False))
         self.sgd_lrs = list(state_dict.get("sgd_lrs", []))
         estimate = state_dict.get("estimate")
-        if estimate is not None:
-            self._estimate = SwatsEstimate(len(estimate["sums"]))
+        if estimate is not None and "samples" in estimate:
+            self._estimate = SwatsEstimate(len(estimate["samples"]))
             self._estimate.load_state_dict(estimate)

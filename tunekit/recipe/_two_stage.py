@@ -1,25 +1,30 @@
 """The Adam-then-SGD switch: the SWATS estimate of the SGD learning rate, and the optimizer swap.
 
 SWATS (Keskar & Socher 2017): with ``p`` Adam's step and ``g`` the gradient it was taken on, the SGD
-learning rate whose step has the same projection on the gradient is ``gamma = p.p / -(p.g)``; averaged
-over the last Adam steps it is the LR SGD continues with. Here ``gamma`` is divided by the schedule's
-multiplier at its step, so the estimate is a *base* LR and the schedule runs on unbroken after the switch;
-the switch callback scales it by ``1 - momentum`` for SGD with momentum, as SWATS' own update does.
+learning rate whose step has the same projection on the gradient is ``gamma = p.p / -(p.g)``; over the last
+Adam steps it is the LR SGD continues with (here their median, each capped as ``STEP_CAP`` says). Here
+``gamma`` is divided by the schedule's multiplier at its step, so the estimate is a *base* LR and the
+schedule runs on unbroken after the switch; the switch callback scales it by ``1 - momentum`` for SGD with
+momentum, as SWATS' own update does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
+
+STEP_CAP = 2.0  # an estimate is capped where the SGD step would be twice the Adam step it replaces: gamma grows
+# without bound as the gradient turns orthogonal to Adam's step (a memorized training set), and one such step
+# undoes the training
 
 
 class SwatsEstimate:
-    """Accumulates SWATS' per-param-group LR estimate over a few Adam steps."""
+    """Collects SWATS' per-param-group LR estimates over a few Adam steps; their median is the SGD LR."""
 
     def __init__(self, n_groups: int) -> None:
-        self.sums = [0.0] * n_groups
-        self.counts = [0] * n_groups
+        self.samples: list[list[float]] = [[] for _ in range(n_groups)]
         self._before: list[list[torch.Tensor]] | None = None
         self._multipliers: list[float] = []
 
@@ -42,22 +47,23 @@ class SwatsEstimate:
                 diffs = [b for b, _ in pairs]
                 torch._foreach_sub_(diffs, [p.detach() for _, p in pairs])  # before - after = -step
                 step_sq = float(torch.stack(torch._foreach_norm(diffs)).square().sum())
+                grad_sq = float(torch.stack(torch._foreach_norm([p.grad for _, p in pairs])).square().sum())
                 along = float(sum(torch.sum(d * p.grad) for d, (_, p) in zip(diffs, pairs, strict=True)))
                 multiplier = self._multipliers[i]
-                if along > 0 and step_sq > 0 and multiplier > 0:  # a descent step: its projection is defined
-                    self.sums[i] += step_sq / along / multiplier
-                    self.counts[i] += 1
+                if along > 0 and step_sq > 0 and grad_sq > 0 and multiplier > 0:  # a descent step
+                    gamma = min(step_sq / along, STEP_CAP * (step_sq / grad_sq) ** 0.5)
+                    self.samples[i].append(gamma / multiplier)
         self._before = None
 
     def lrs(self) -> list[float | None]:
-        """The averaged base LR per group, or None where no step was a descent step."""
-        return [s / c if c else None for s, c in zip(self.sums, self.counts, strict=True)]
+        """The median base LR per group (robust to a few wild steps), or None where no step was a descent step."""
+        return [float(np.median(s)) if s else None for s in self.samples]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"sums": list(self.sums), "counts": list(self.counts)}
+        return {"samples": [list(s) for s in self.samples]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.sums, self.counts = list(state["sums"]), list(state["counts"])
+        self.samples = [list(s) for s in state.get("samples", [[] for _ in self.samples])]
 
 
 def swap_to_sgd(trainer: Any, base_lrs: list[float], momentum: float) -> torch.optim.SGD:

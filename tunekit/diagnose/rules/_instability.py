@@ -23,6 +23,9 @@ LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan i
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
 BLOW_UP_FACTOR = 100.0  # or the loss blew up to 100x its initial value and the run never got below its start
+TARGET_UPDATE_RATIO = 1e-3  # a healthy step moves the weights by ~1e-3 of their size (Karpathy's rule of thumb)
+LR_CUT = (10.0, 1000.0)  # a diverged run's LR is divided by its update ratio over the target, within these
+# bounds: at least the guide's "reduce by a factor of 10", at most three decades in one remedy
 SPIKE_FACTOR = 10.0  # a gradient norm 10x the median of the steps before it is a spike
 SPIKE_HISTORY = 49  # steps in that median (odd: one middle value)
 SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
@@ -64,14 +67,15 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
             f"{fmt(record.initial_loss)}) at step {start} and the run never got below where it started "
             f"({fmt(recent)} now)",
             {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
-            (R.lower_lr(ctx, 10, "steps this large throw the weights out of any useful region"),
+            (R.lower_lr(ctx, lr_cut(record, start), "steps this large throw the weights out of any useful region"),
              R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, 1))),
         )
     if not (recent > DIVERGED_LOSS_FACTOR * max(record.initial_loss, 1e-12) and recent > DIVERGED_BEST_FACTOR * best):
         return None
     start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
     start = int(record.steps[start_i])
-    remedies = [R.lower_lr(ctx, 10, "the loss climbed far above its starting value, the mark of steps that overshoot"),
+    remedies = [R.lower_lr(ctx, lr_cut(record, start), "the loss climbed far above its starting value, the mark of "
+                           "steps that overshoot"),
                 R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, max(1, start_i)))]
     return Finding(
         FindingCode.DIVERGENCE, Severity.CRITICAL, start,
@@ -79,6 +83,18 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
         f"(its best was {fmt(best)}), from step {start} on, and has not come back",
         {"loss": recent, "initial_loss": record.initial_loss, "best_loss": best, "lr": ctx.lr}, tuple(remedies),
     )
+
+
+def lr_cut(record: RunRecord, before_step: int | None = None) -> float:
+    """How much to divide a diverged run's LR by: its first measured update/weight ratio over the healthy
+    1e-3 (the first sample is taken at step 0, before anything blew up), clamped to ``LR_CUT``; 10 without a
+    sample. SGD at lr 50 on digits moves the weights by 7x their size in one step: a cut of 1000, not 10."""
+    keep = record.update_steps <= (before_step if before_step is not None else record.last_step)
+    ratios = record.update_ratio[keep]
+    ratios = ratios[np.isfinite(ratios)]
+    if not len(ratios):
+        return LR_CUT[0]
+    return float(np.clip(ratios[0] / TARGET_UPDATE_RATIO, *LR_CUT))
 
 
 def _blew_up_and_never_learned(record: RunRecord, recent: float) -> bool:
@@ -124,7 +140,11 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
         message = (f"{what} became {value} at step {s}, late in a run that had been training well: with "
                    f"beta2={ctx.beta2} Adam's second-moment estimate can go stale")
     else:
-        remedies = [R.lower_lr(ctx, 10, "the steps overshoot until the loss blows up"), R.clip_gradients(ctx, healthy)]
+        cut = lr_cut(record, s)
+        why = "the steps overshoot until the loss blows up"
+        if cut > LR_CUT[0]:
+            why += f" (the first step moved the weights by {fmt(cut * TARGET_UPDATE_RATIO)} of their size)"
+        remedies = [R.lower_lr(ctx, cut, why), R.clip_gradients(ctx, healthy)]
         if s < _early_limit(record) and not _has_warmup(record):
             remedies.append(R.add_warmup(ctx, record.total_steps, at_least=2 * s))
         grew = f" after the gradient norm grew {fmt(growth)}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""

@@ -23,6 +23,7 @@ from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
 STALL_MIN_STEPS = 40  # fewer steps than this say nothing about progress
 FLAT_CHANGE = -0.02  # a window whose second half is not 2% below its first half is flat
 SADDLE_HIGH_LOSS = 0.8  # a saddle stall sits near where training started: loss above 80% of the initial
+STALL_BAND = 0.03  # the stall began where the (smoothed) loss last left a 3% band around its stalled level
 SADDLE_GRAD_TO_LOSS = 1e-2  # gradient norm under 1% of the loss value is "tiny": first-order steps crawl
 SLOW_PROGRESS = 0.8  # after the first window, a loss still above 80% of the initial is slow progress
 SLOW_UPDATE_RATIO = 1e-4  # updates under 1e-4 of the weights per step are too small (healthy ~1e-3)
@@ -64,14 +65,17 @@ def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
     if not (halves_change(loss) > FLAT_CHANGE and level > SADDLE_HIGH_LOSS * record.initial_loss
             and grad_to_loss < SADDLE_GRAD_TO_LOSS):
         return None
-    high = smooth(record.loss, 9) > SADDLE_HIGH_LOSS * record.initial_loss
-    start = int(record.steps[len(high) - int(np.argmin(high[::-1])) if not high.all() else 0])  # since it stayed high
+    outside = np.flatnonzero(np.abs(smooth(record.loss, 9) - level) > STALL_BAND * level)
+    start = int(record.steps[min(outside[-1] + 1, len(record) - 1) if len(outside) else 0])  # since it went flat
     remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region")]
     if (ctx.is_adam and (ctx.beta1 or 0.9) >= 0.95) or (not ctx.is_adam and (ctx.momentum or 0) >= 0.9):
         remedies = []  # momentum is already high; a larger step is the next lever
     remedies.append(R.raise_lr(ctx, 10, "larger steps leave the near-zero-gradient region sooner"))
-    remedies.append(R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or "
-                           "orthogonal): a small init starts deep networks right at a saddle."))
+    init = R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or orthogonal): "
+                  "a small init starts deep networks right at a saddle.")
+    # Stuck from the first step: the init put it there, and no step size gets out in time (measured on the
+    # deep linear network: momentum and a 10x LR left it at chance, the default init trained it).
+    remedies.insert(0, init) if start == int(record.steps[0]) else remedies.append(init)
     return Finding(
         FindingCode.SADDLE_STALL, Severity.WARNING, start,
         f"the loss has stayed near {fmt(level)} ({level / record.initial_loss:.0%} of its initial value) since step "
