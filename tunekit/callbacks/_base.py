@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import Callback
 from tunekit.callbacks._context import read_context
 from tunekit.diagnose import Finding, RunContext, RunRecord, diagnose
 from tunekit.diagnose.rules import Rule
+from tunekit.exceptions import ConfigError
 from tunekit.signals import SignalRecorder
 
 
@@ -64,9 +65,9 @@ class Monitor(Callback):
 
     def __init__(self, *, log_metrics: bool = True, flush_every: int = 32, update_ratio_every: int = 100) -> None:
         if flush_every < 1:
-            raise ValueError(f"flush_every must be >= 1, but got {flush_every=}.")
+            raise ConfigError(f"flush_every must be >= 1, but got {flush_every=}.")
         if update_ratio_every < 0:
-            raise ValueError(f"update_ratio_every must be >= 0 (0 turns the ratio off), but got {update_ratio_every=}.")
+            raise ConfigError(f"update_ratio_every must be >= 0 (0 turns it off), but got {update_ratio_every=}.")
         self.log_metrics = log_metrics
         self._settings = {"flush_every": flush_every, "update_ratio_every": update_ratio_every}
         self._recorder: SignalRecorder | None = None
@@ -143,6 +144,8 @@ class Monitor(Callback):
         rows = np.flatnonzero((record.steps > self._logged_step) & ((record.steps + 1) % every == 0))
         points = [(int(record.steps[i]), self.step_metrics(record, int(i))) for i in rows]
         points += self.sampled_metrics(record, self._logged_step)
+        if not points:
+            return  # nothing due at the Trainer's logging cadence: the state is logged with the next rows
         for step, values in sorted(points, key=lambda p: p[0]):
             metrics = {k: v for k, v in values.items() if math.isfinite(v)}
             for logger in trainer.loggers:

@@ -21,6 +21,7 @@ from tunekit.callbacks.plateau import PlateauMonitor
 from tunekit.callbacks.saddle import SaddleMonitor
 from tunekit.diagnose import Diagnosis, diagnose
 from tunekit.diagnose.rules import ALL_RULES, Rule
+from tunekit.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,9 @@ from lightning.pytorch.callbacks import Callback
     ) -> None:
         super().__init__(log_metrics=False, flush_every=flush_every, update_ratio_every=update_ratio_every)
         if check_every_n_steps < 1:
-            raise ValueError(f"check_every_n_steps must be >= 1, but got {check_every_n_steps=}.")
+            raise ConfigError(f"check_every_n_steps must be >= 1, but got {check_every_n_steps=}.")
         if not val_metric:
-            raise ValueError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
+            raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
         self.check_every_n_steps = check_every_n_steps
         self.stop_on_critical = stop_on_critical
         self.val_metric = val_metric

@@ -9,6 +9,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from tunekit.callbacks._base import Monitor
 from tunekit.diagnose.rules import Rule, check_generalization_gap
+from tunekit.exceptions import ConfigError
 
 
 class GeneralizationGapMonitor(Monitor):
@@ -25,7 +26,7 @@ class GeneralizationGapMonitor(Monitor):
     def __init__(self, *, val_metric: str = "val_loss", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not val_metric:
-            raise ValueError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
+            raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
         self.val_metric = val_metric
         self._warned = False
 
