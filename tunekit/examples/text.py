@@ -81,18 +81,20 @@ class CharTransformer(RecipeMixin, pl.LightningModule):
         context: maximum sequence length.
         d_model, n_layers, n_heads: the transformer's width, depth and heads.
         optimizer, lr, beta1, beta2, weight_decay, warmup_steps, schedule: the module's ``Recipe``.
+        norm_first: pre-norm blocks (stable); ``False`` gives the original post-norm Transformer, which is
+            known to need a warmup.
     """
 
     def __init__(self, vocab_size: int = 100, context: int = 64, d_model: int = 64, n_layers: int = 2,
                  n_heads: int = 4, optimizer: str = "adamw", lr: float = 1e-3, beta1: float = 0.9,
                  beta2: float = 0.999, weight_decay: float = 0.01, warmup_steps: int = 0,
-                 schedule: str = "constant") -> None:
+                 schedule: str = "constant", norm_first: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.embed = nn.Embedding(vocab_size, d_model)
         self.position = nn.Parameter(torch.zeros(context, d_model))
         layer = nn.TransformerEncoderLayer(d_model, n_heads, 4 * d_model, dropout=0.0, batch_first=True,
-                                           norm_first=True)
+                                           norm_first=norm_first)
         self.blocks = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size)
