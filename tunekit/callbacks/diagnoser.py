@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tunekit.callbacks.saddle import SaddleMonitor
 from tunekit.diagnose import Diagnosis, diagnose
 from tunekit.diagnose.rules import ALL_RULES, Rule
 from tunekit.exceptions import ConfigError
+from tunekit.utilities.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,12 @@ from lightning.pytorch.callbacks import Callback
         self._diagnosis = Diagnosis()
         self._rules: tuple[Rule, ...] = ALL_RULES
         self._monitors: list[Monitor] = []
+        self._defaults: list[Monitor] = []
+        for cls in DEFAULT_MONITORS:
+            kwargs: dict[str, Any] = {**self._settings}
+            if cls is GeneralizationGapMonitor:
+                kwargs["val_metric"] = val_metric
+            self._defaults.append(cls(**kwargs))
         self._own: list[Monitor] = []  # the defaults this Diagnoser runs itself (the user added no such monitor)
         self._last_check = -1
         self._reporters: list[Any] = []
@@ -114,14 +122,7 @@ from lightning.pytorch.callbacks import Callback
         users = [cb for cb in callbacks if isinstance(cb, Monitor) and not isinstance(cb, Diagnoser)]
         # The defaults run inside this callback rather than as Trainer callbacks of their own: Lightning
         # pays about a microsecond per callback for each of the dozen hooks of every step.
-        known = {type(m) for m in self._own}
-        for cls in DEFAULT_MONITORS:
-            if cls not in known and not any(isinstance(m, cls) for m in users):
-                kwargs: dict[str, Any] = dict(self._settings)
-                if cls is GeneralizationGapMonitor:
-                    kwargs["val_metric"] = self.val_metric
-                self._own.append(cls(**kwargs))
-        self._own = [m for m in self._own if not any(isinstance(u, type(m)) for u in users)]
+        self._own = [m for m in self._defaults if not any(isinstance(u, type(m)) for u in users)]
         for monitor in self._own:
             monitor.setup(trainer, pl_module, stage)
         self._monitors = users + self._own
@@ -177,7 +178,7 @@ from lightning.pytorch.callbacks import Callback
         if trainer.is_global_zero:
             if self.save and directory is not None:
                 self.saved_path = self._diagnosis.save(directory / "diagnosis.json")
-                _write_json(directory / "signals.json", self.recorder.record().curves(max_points=500))
+                write_atomic(directory / "signals.json", json.dumps(self.recorder.record().curves(max_points=500)))
             if self.verbose:
                 from rich.console import Console
 
@@ -199,11 +200,3 @@ from lightning.pytorch.callbacks import Callback
         for monitor in self._own:
             monitor.load_state_dict(saved.get(type(monitor).__name__, {}))
 
-
-def _write_json(path: Path, data: Any) -> None:
-    """Atomically: a reader never sees half a file."""
-    import json
-
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)

@@ -14,6 +14,7 @@ from typing import Any
 from tunekit.dashboards import _charts as charts
 from tunekit.diagnose import Diagnosis
 from tunekit.exceptions import ConfigError
+from tunekit.utilities.files import write_atomic
 
 BEST_TRIALS = 3  # trials whose curves the study report draws
 
@@ -168,7 +169,4 @@ def write_report(text: str, out: str | Path) -> Path:
     out = Path(out)
     if not out.parent.exists():
         raise ConfigError(f"cannot write {str(out)!r}: the folder {str(out.parent)!r} does not exist.")
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
+    return write_atomic(out, text)

@@ -183,10 +183,9 @@ class Diagnosis:
         """Write the JSON to ``path`` (parents created), atomically: a reader never sees half a file."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(self.to_json() + "\n")
-        tmp.replace(path)
-        return path
+        from tunekit.utilities.files import write_atomic
+
+        return write_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> Diagnosis:
