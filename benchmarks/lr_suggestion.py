@@ -54,7 +54,7 @@ from tunekit.examples import (
     PythonSourceDataModule,
 )
 from tunekit.lr_finder import valley_suggestion
-from tunekit.lr_finder._runs import quiet_lightning
+from tunekit.utilities.lightning import quiet_lightning
 
 CACHE = Path(__file__).parent / "results" / "lr_grid.json"
 GRID = np.logspace(-5, 1.5, 25)  # 1e-5 .. 31.6, a point every 0.27 decades

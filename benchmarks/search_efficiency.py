@@ -35,8 +35,8 @@ from optuna.trial import TrialState
 
 from tunekit.config import parse_config
 from tunekit.examples import MLP, DigitsDataModule
-from tunekit.lr_finder._runs import quiet_lightning
 from tunekit.search import run_search
+from tunekit.utilities.lightning import quiet_lightning
 
 EPOCHS = 4
 SPACE = {"weight_decay": [1.0e-6, 1.0e-1], "batch_size": {"low": 16, "high": 256, "log": True},

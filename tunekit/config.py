@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ SHORT_RUN_TRAINER_ARGS = ("accelerator", "precision", "gradient_clip_val", "grad
                          "accumulate_grad_batches", "deterministic")  # what the LR range test's short runs keep
 TOP_LEVEL = ("model", "data", "trainer", "monitor", "direction", "recipe", "search", "sampler", "pruner", "seed")
 DIRECTIONS = ("minimize", "maximize")
+LIGHTNING_DEFAULT_EPOCHS = 1000  # what Lightning trains for when neither max_epochs nor max_steps is set
 
 
 @dataclass
@@ -67,26 +69,36 @@ class RunConfig:
         return {k: v for k, v in self.trainer.items() if k in SHORT_RUN_TRAINER_ARGS}
 
     def planned_steps(self) -> int | None:
-        """Optimizer steps a fit with these Trainer arguments will take, when they fix it."""
-        max_steps = self.trainer.get("max_steps", -1)
-        if max_steps and max_steps > 0:
-            return int(max_steps)
-        epochs = self.trainer.get("max_epochs")
-        if not epochs:
-            return None
+        """Optimizer steps a fit with these Trainer arguments will take, before any fit runs.
+
+        The same arithmetic as Lightning's ``Trainer.estimated_stepping_batches`` (which needs a running fit), on
+        a ``Trainer`` built from the config (so devices, accumulation, limits and ``max_steps`` are resolved as
+        Lightning resolves them) and the data module's training loader as each rank sees it. None when it cannot
+        be told (an iterable loader without ``max_steps``).
+        """
+        from tunekit.utilities.lightning import quiet_lightning
+
+        with quiet_lightning():
+            trainer = pl.Trainer(**{**self.trainer, "logger": False, "enable_checkpointing": False,
+                                    "enable_progress_bar": False, "enable_model_summary": False})
+        epochs = trainer.max_epochs
+        if epochs is None:  # Lightning's default at fit time: 1000 epochs, or none when max_steps is set
+            epochs = LIGHTNING_DEFAULT_EPOCHS if trainer.max_steps == -1 else -1
+        if epochs == -1:  # no epoch limit: max_steps decides, or nothing does
+            return trainer.max_steps if trainer.max_steps > 0 else None
         data = self.make_data()
         try:
             data.setup("fit")
-            batches = len(data.train_dataloader())
+            batches = _batches_per_rank(data.train_dataloader(), trainer.world_size)
         except (TypeError, NotImplementedError):  # an iterable loader has no length
-            return None
-        limit = self.trainer.get("limit_train_batches")
+            return trainer.max_steps if trainer.max_steps > 0 else None
+        limit = trainer.limit_train_batches
         if isinstance(limit, int) and not isinstance(limit, bool):
             batches = min(batches, limit)
-        elif isinstance(limit, float):
+        elif isinstance(limit, float) and limit < 1.0:
             batches = int(batches * limit)
-        accumulate = int(self.trainer.get("accumulate_grad_batches", 1))
-        return int(epochs) * max(1, batches // accumulate)
+        steps = math.ceil(batches / trainer.accumulate_grad_batches) * max(epochs, 1)
+        return min(steps, trainer.max_steps) if trainer.max_steps > 0 else steps
 
     @property
     def data_takes_batch_size(self) -> bool:
@@ -229,3 +241,17 @@ def _instantiate(cls: type, args: dict[str, Any], key: str) -> Any:
         return cls(**args)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{key}: {cls.__name__}({', '.join(f'{k}=...' for k in args)}) failed: {err}") from err
+
+
+def _batches_per_rank(loader: Any, world_size: int) -> int:
+    """``len(loader)`` as one of ``world_size`` ranks sees it once Lightning gives it a ``DistributedSampler``."""
+    if world_size <= 1:
+        return len(loader)
+    dataset, batch_size = getattr(loader, "dataset", None), getattr(loader, "batch_size", None)
+    try:
+        per_rank = math.ceil(len(dataset) / world_size)  # type: ignore[arg-type]
+    except TypeError:
+        return math.ceil(len(loader) / world_size)
+    if not batch_size:
+        return math.ceil(len(loader) / world_size)
+    return per_rank // batch_size if loader.drop_last else math.ceil(per_rank / batch_size)

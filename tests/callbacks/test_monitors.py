@@ -70,3 +70,46 @@ def test_bf16_mixed_precision_gives_finite_norms(tmp_path):
     record = d.recorder.record()
     assert np.isfinite(record.grad_norm).all() and record.first_nonfinite_step is None
     assert d.diagnosis.is_healthy
+
+
+def test_two_monitors_of_one_class_keep_their_own_state_and_the_signals_are_saved_once(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from tunekit.callbacks import GeneralizationGapMonitor
+
+    def trainer_with(monitors, epochs, **kwargs):
+        return pl.Trainer(max_epochs=epochs, callbacks=[*monitors, ModelCheckpoint(dirpath=tmp_path, save_last=True)],
+                          logger=CSVLogger(tmp_path), enable_progress_bar=False, enable_model_summary=False,
+                          log_every_n_steps=5, **kwargs)
+
+    a, b = GeneralizationGapMonitor(val_metric="val_loss"), GeneralizationGapMonitor(val_metric="val_acc")
+    assert a.state_key != b.state_key
+    pl.seed_everything(0)
+    trainer_with([a, b], 2).fit(MLP(), datamodule=DigitsDataModule())
+    states = torch.load(tmp_path / "last.ckpt", weights_only=False)["callbacks"]
+    assert {a.state_key, b.state_key} <= set(states)
+    assert sum("signals" in state for state in states.values()) == 1  # the shared signals, once
+    assert "signals" in states[a.state_key] and "signals" not in states[b.state_key]  # a feeds them
+
+    c, d = GeneralizationGapMonitor(val_metric="val_loss"), GeneralizationGapMonitor(val_metric="val_acc")
+    pl.seed_everything(0)
+    trainer_with([c, d], 3).fit(MLP(), datamodule=DigitsDataModule(), ckpt_path=tmp_path / "last.ckpt")
+    record = c.recorder.record()
+    assert record.steps.tolist() == list(range(69)) and len(record.val_loss) == 3  # continued across the resume
+    assert d.recorder is c.recorder
+
+
+def test_every_subscriber_hears_of_new_signals_from_the_one_that_feeds(tmp_path):
+    class Counting(SaddleMonitor):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.heard = 0
+
+        def on_signals(self, trainer, pl_module, *, nonfinite):
+            super().on_signals(trainer, pl_module, nonfinite=nonfinite)
+            self.heard += 1
+
+    first, second = Counting(flush_every=8), Counting(flush_every=8, log_metrics=False)  # distinct state keys
+    trainer = fit(tmp_path, {"lr": 1e-3}, [first, second], epochs=1)
+    assert first.recorder is second.recorder and len(first.recorder.record()) == trainer.global_step == 23
+    assert first.heard == second.heard == 2  # read-backs at steps 8 and 16 (the last 7 steps come at the end)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.search.helpers import BASE, write_config
+from tests.search.helpers import write_config
 from tunekit.cli import app
 
 runner = CliRunner()
@@ -97,8 +97,18 @@ def test_best_of_a_missing_study_names_the_ones_there(tmp_path):
     assert result.exit_code == 2 and "no study 'two'" in result.stderr and "studies there: one" in result.stderr
 
 
-def test_base_config_is_valid():
-    assert set(BASE) <= {"model", "data", "trainer", "monitor", "search"}
+@pytest.mark.parametrize("command", [["best"], ["report", "-o", "out.html"]])
+def test_reading_a_missing_storage_creates_nothing(tmp_path, command):
+    result = _run([*command, "--storage", "sqlite:///missing.db", "--study-name", "s"], tmp_path)
+    assert result.exit_code == 2 and "no study storage at sqlite:///missing.db" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no empty missing.db, no half-written report
+
+
+def test_a_search_accepts_the_config_the_tests_are_built_on(tmp_path):
+    # BASE is the config every other test here edits: it must stay a valid search on its own
+    result = _run(["search", str(write_config(tmp_path)), "--n-trials", "1", "--json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["complete"] == 1
 
 
 def test_lr_find_prints_a_suggestion_and_saves_the_plot(tmp_path):

@@ -54,6 +54,19 @@ def test_a_run_with_a_wandb_logger_gets_signals_findings_table_and_summary(offli
     assert any("tunekit/grad_norm" in json.dumps(r) for r in history)
 
 
+class TeamLogger(WandbLogger):
+    """A team's own WandbLogger subclass: it must get the W&B output too."""
+
+
+def test_a_wandb_logger_subclass_gets_the_findings_table(offline):
+    logger = TeamLogger(save_dir=str(offline), project="tunekit-test", offline=True)
+    fit(offline, {"optimizer": "sgd", "lr": 50.0}, [Diagnoser(verbose=False, save=False)], epochs=2, logger=logger)
+    logger.experiment.finish()
+    (run,) = runs(offline)
+    summary = inspect(run)["summary"]
+    assert summary["tunekit/findings"]["_type"] == "table-file" and summary["tunekit/finding_codes"] == ["divergence"]
+
+
 def test_search_with_wandb_logs_one_run_per_trial_and_a_study_run(offline):
     cfg = write_config(offline, search={"optimizer": "adamw", "lr": "auto", "weight_decay": [1e-6, 1e-2]})
     old = os.getcwd()

@@ -1,4 +1,5 @@
-"""tunekit's Lightning callbacks: the monitors and the ``Diagnoser`` that turns them on."""
+"""tunekit's Lightning shells: the monitors, the ``Diagnoser`` that turns them on, the two-stage switch, the LR
+range test callback, and ``RecipeMixin``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tunekit.callbacks.grad_norm import GradNormMonitor
 from tunekit.callbacks.lr_range_test import LRRangeTest
 from tunekit.callbacks.oscillation import OscillationMonitor
 from tunekit.callbacks.plateau import PlateauMonitor
+from tunekit.callbacks.recipe_mixin import RecipeMixin
 from tunekit.callbacks.saddle import SaddleMonitor
 from tunekit.callbacks.two_stage import SwitchToSGD
 
@@ -23,6 +25,7 @@ __all__ = [
     "Monitor",
     "OscillationMonitor",
     "PlateauMonitor",
+    "RecipeMixin",
     "SaddleMonitor",
     "SwitchToSGD",
 ]

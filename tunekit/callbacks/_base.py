@@ -1,7 +1,13 @@
-"""The base of tunekit's monitors: a thin Lightning shell over the run's shared ``SignalRecorder``.
+"""The base of tunekit's monitors: a thin Lightning shell over the Trainer's shared ``SignalRecorder``.
 
-Every monitor of one Trainer shares one recorder, so the signals are computed once per step however
-many monitors are attached: the first monitor whose hook runs does the work, the others find it done.
+A monitor has two kinds of hooks. Its Lightning hooks run only on the monitor that feeds the Trainer's
+recorder (the first one set up, see ``SignalHub``); that one tells every subscribed monitor through the
+*signal hooks*, which subclasses override:
+
+* ``on_attach``: the fit started and the recorder is bound;
+* ``on_signals``: new steps reached the host (a read-back), or a step went non-finite;
+* ``on_validation``: a validation run ended;
+* ``on_finish``: the fit ended and the last steps were read back.
 """
 
 from __future__ import annotations
@@ -9,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from weakref import WeakKeyDictionary
 
 import lightning.pytorch as pl
 import numpy as np
@@ -17,43 +22,20 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from tunekit.callbacks._context import read_context
-from tunekit.diagnose import Finding, RunContext, RunRecord, diagnose
+from tunekit.callbacks._hub import SignalHub, hub_for
+from tunekit.diagnose import Finding, RunContext, diagnose
 from tunekit.diagnose.rules import Rule
 from tunekit.exceptions import ConfigError
+from tunekit.record import RunRecord
 from tunekit.signals import SignalRecorder
-
-
-class _Shared:
-    """What the monitors of one Trainer share: the recorder, and who subscribed (the first one feeds it)."""
-
-    def __init__(self, recorder: SignalRecorder) -> None:
-        self.recorder = recorder
-        self.monitors: list[Monitor] = []
-
-
-_SHARED: WeakKeyDictionary[pl.Trainer, _Shared] = WeakKeyDictionary()
-
-
-def _shared_for(trainer: pl.Trainer, **settings: Any) -> _Shared:
-    shared = _SHARED.get(trainer)
-    if shared is None:
-        shared = _SHARED[trainer] = _Shared(SignalRecorder(**settings))
-    return shared
-
-
-def _planned_steps(trainer: pl.Trainer) -> int | None:
-    try:
-        steps = trainer.estimated_stepping_batches
-    except Exception:  # no loader length (iterable datasets): the plan is unknown
-        return None
-    return int(steps) if steps is not None and math.isfinite(steps) else None
+from tunekit.utilities.lightning import grad_scaler_of, planned_steps
 
 
 class Monitor(Callback):
     """Base class of the monitors: records the shared signals and logs this monitor's metrics.
 
-    Subclasses set ``rules`` (the diagnosis rules this monitor answers for) and may override
-    ``metrics(record)`` (values logged through the Trainer's loggers under ``tunekit/``).
+    Subclasses set ``rules`` (the diagnosis rules this monitor answers for), may override ``metrics(record)``
+    (values logged through the Trainer's loggers under ``tunekit/``) and the signal hooks.
 
     Args:
         log_metrics: log this monitor's metrics through the Trainer's loggers.
@@ -70,70 +52,97 @@ class Monitor(Callback):
             raise ConfigError(f"update_ratio_every must be >= 0 (0 turns it off), but got {update_ratio_every=}.")
         self.log_metrics = log_metrics
         self._settings = {"flush_every": flush_every, "update_ratio_every": update_ratio_every}
-        self._recorder: SignalRecorder | None = None
-        self._shared: _Shared | None = None
+        self._key: dict[str, Any] = {"log_metrics": log_metrics, **self._settings}  # tells two of a class apart
+        self._hub: SignalHub | None = None
         self._context = RunContext()
         self._logged_step = -1
 
-    # ------------------------------------------------------------------ lifecycle
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(**self._key)
+
+    # ------------------------------------------------------------------ Lightning hooks (the feeder acts)
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            return
-        self._shared = _shared_for(trainer, **self._settings)
-        self._recorder = self._shared.recorder
-        if self not in self._shared.monitors:
-            self._shared.monitors.append(self)
+        if stage == "fit":
+            self.attach(hub_for(trainer, **self._settings))
+
+    def attach(self, hub: SignalHub) -> None:
+        """Listen to ``hub`` (a Diagnoser attaches the monitors it runs itself this way)."""
+        self._hub = hub
+        hub.subscribe(self)
 
     @property
     def _feeds(self) -> bool:
-        """The first monitor of a Trainer feeds the recorder; the others hear of read-backs from it."""
-        return self._shared is not None and self._shared.monitors[0] is self
+        return self._hub is not None and self._hub.feeder is self
+
+    def _subscribers(self) -> list[Monitor]:
+        return list(self._hub.monitors) if self._hub is not None else []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        recorder = self.recorder
-        if not recorder.is_bound_to(pl_module):
-            recorder.bind(pl_module, total_steps=_planned_steps(trainer),
-                          grad_scaler=getattr(trainer.precision_plugin, "scaler", None) is not None,
-                          world_size=trainer.world_size)
-        self._context = read_context(trainer, pl_module)
+        if not self._feeds:
+            return
+        if not self.recorder.is_bound_to(pl_module):
+            self.recorder.bind(pl_module, total_steps=planned_steps(trainer),
+                               grad_scaler=grad_scaler_of(trainer) is not None, world_size=trainer.world_size)
+        for monitor in self._subscribers():
+            monitor.on_attach(trainer, pl_module)
 
-    @property
-    def attached(self) -> bool:
-        """Whether a fit has attached this monitor to its signals yet."""
-        return self._recorder is not None and self._recorder.table is not None
-
-    @property
-    def recorder(self) -> SignalRecorder:
-        if self._recorder is None:
-            raise RuntimeError(f"{type(self).__name__} is not attached to a fitting Trainer yet: pass it in "
-                               "Trainer(callbacks=[...]) and call trainer.fit().")
-        return self._recorder
-
-    # ------------------------------------------------------------------ per step
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         if self._feeds:
-            self.recorder.capture_gradients(trainer.global_step, [g["lr"] for g in optimizer.param_groups])
+            self._hub.recorder.capture_gradients(  # type: ignore[union-attr]
+                trainer.global_step, [g["lr"] for g in optimizer.param_groups])
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         if not self._feeds:
             return
-        recorder = self.recorder
+        recorder = self._hub.recorder  # type: ignore[union-attr]
         flushes = recorder.flushes
         nonfinite = recorder.capture_loss(outputs, trainer.global_step)
         if nonfinite or recorder.flushes != flushes:
-            for monitor in list(self._shared.monitors):  # type: ignore[union-attr]
+            for monitor in self._subscribers():
                 monitor.on_signals(trainer, pl_module, nonfinite=nonfinite)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._feeds and not trainer.sanity_checking and trainer.state.fn == "fit":
+            for monitor in self._subscribers():
+                monitor.on_validation(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._feeds and self.recorder.started:
+            self.recorder.flush()  # the last few steps, which no periodic read-back has brought yet
+            for monitor in self._subscribers():
+                monitor.on_finish(trainer, pl_module)
+
+    # ------------------------------------------------------------------ signal hooks (every subscriber)
+    def on_attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The fit started and the recorder is bound to its module."""
+        self._context = read_context(trainer, pl_module)
 
     def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
         """New signals reached the host (a read-back, or a non-finite step): log this monitor's metrics."""
         self._log_new(trainer)
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._recorder is not None and self._recorder.table is not None:
-            self._recorder.flush()  # the last few steps, which no periodic read-back has brought yet
-            self._log_new(trainer)
+    def on_validation(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A validation run of the fit ended."""
+
+    def on_finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The fit ended; the recorder holds every step."""
+        self._log_new(trainer)
+
+    # ------------------------------------------------------------------ logging
+    @property
+    def attached(self) -> bool:
+        """Whether a fit has attached this monitor to its signals yet."""
+        return self._hub is not None and self._hub.recorder.started
+
+    @property
+    def recorder(self) -> SignalRecorder:
+        if self._hub is None:
+            raise RuntimeError(f"{type(self).__name__} is not attached to a fitting Trainer yet: pass it in "
+                               "Trainer(callbacks=[...]) and call trainer.fit().")
+        return self._hub.recorder
 
     def _log_new(self, trainer: pl.Trainer) -> None:
         """Log what this monitor shows for the rows that reached the host since it last logged."""
@@ -179,9 +188,9 @@ class Monitor(Callback):
     @property
     def findings(self) -> list[Finding]:
         """What this monitor's rules find in the run so far (most important first)."""
-        if self._recorder is None or self._recorder.table is None:
+        if not self.attached:
             return []
-        return list(diagnose(self._recorder.record(), self._context, self.active_rules).findings)
+        return list(diagnose(self.recorder.record(), self._context, self.active_rules).findings)
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -191,12 +200,12 @@ class Monitor(Callback):
     # ------------------------------------------------------------------ checkpointing
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"logged_step": self._logged_step}
-        if self._recorder is not None:
-            state["signals"] = self._recorder.state_dict()
+        if self._feeds:  # the shared signals are saved once, by the monitor that feeds them
+            state["signals"] = self.recorder.state_dict()
         return state
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         self._logged_step = int(state_dict.get("logged_step", -1))
         signals = state_dict.get("signals")
-        if signals is not None and self._recorder is not None:
-            self._recorder.load_state_dict(signals)
+        if signals is not None and self._hub is not None:
+            self._hub.recorder.load_state_dict(signals)

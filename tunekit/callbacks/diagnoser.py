@@ -37,7 +37,8 @@ class Diagnoser(Monitor):
 
     Adding this one callback turns on the default monitors (gradient norms, divergence, plateau, saddle
     stall, oscillation, generalization gap; any the user added to the Trainer are used as they are, the
-    rest run inside this callback, see ``monitors``), runs the
+    rest are attached to the Trainer's signals by this callback rather than added as Trainer callbacks, see
+    ``monitors``), runs the
     diagnosis rules every ``check_every_n_steps`` steps and at the end of the fit, writes
     ``<log dir>/tunekit/diagnosis.json`` (and the recorded curves, thinned, to ``signals.json`` beside it, for
     ``tunekit report``) and prints a table on rank zero.
@@ -55,7 +56,6 @@ class Diagnoser(Monitor):
 
     Example:
         >>> import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback
         >>> from tunekit.callbacks import Diagnoser
         >>> diagnoser = Diagnoser()
         >>> trainer = pl.Trainer(max_epochs=3, callbacks=[diagnoser])  # doctest: +SKIP
@@ -98,7 +98,7 @@ from lightning.pytorch.callbacks import Callback
             if cls is GeneralizationGapMonitor:
                 kwargs["val_metric"] = val_metric
             self._defaults.append(cls(**kwargs))
-        self._own: list[Monitor] = []  # the defaults this Diagnoser runs itself (the user added no such monitor)
+        self._own: list[Monitor] = []  # the defaults this Diagnoser attaches (the user added no such monitor)
         self._last_check = -1
         self._reporters: list[Any] = []
         self.stop_reason: str | None = None
@@ -111,7 +111,7 @@ from lightning.pytorch.callbacks import Callback
 
     @property
     def monitors(self) -> list[Monitor]:
-        """The monitors in use: those the user added to the Trainer, and the defaults run here for the rest."""
+        """The monitors in use: those the user added to the Trainer, and the defaults attached here for the rest."""
         return list(self._monitors)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -120,23 +120,14 @@ from lightning.pytorch.callbacks import Callback
             return
         callbacks: list[Callback] = trainer.callbacks  # type: ignore[attr-defined]
         users = [cb for cb in callbacks if isinstance(cb, Monitor) and not isinstance(cb, Diagnoser)]
-        # The defaults run inside this callback rather than as Trainer callbacks of their own: Lightning
-        # pays about a microsecond per callback for each of the dozen hooks of every step.
+        # The defaults listen to the Trainer's signals without being Trainer callbacks: Lightning pays about a
+        # microsecond per callback for each of the dozen hooks of every step.
         self._own = [m for m in self._defaults if not any(isinstance(u, type(m)) for u in users)]
         for monitor in self._own:
-            monitor.setup(trainer, pl_module, stage)
+            monitor.attach(self._hub)  # type: ignore[arg-type]
         self._monitors = users + self._own
         self._rules = tuple(rule for rule in ALL_RULES if any(rule in m.rules for m in self._monitors))
         self._reporters = reporters_for(trainer.loggers) if trainer.is_global_zero else []
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        for monitor in self._own:
-            monitor.on_train_start(trainer, pl_module)
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for monitor in self._own:
-            monitor.on_validation_end(trainer, pl_module)
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -165,12 +156,7 @@ from lightning.pytorch.callbacks import Callback
             rank_zero_info(f"tunekit: stopping the fit, {self.stop_reason}")
             trainer.should_stop = True
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._recorder is None or self._recorder.table is None:
-            return
-        super().on_train_end(trainer, pl_module)
-        for monitor in self._own:
-            monitor.on_train_end(trainer, pl_module)
+    def on_finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._check(trainer, pl_module, may_stop=False)
         directory = self.dirpath
         if directory is None and self.save:
@@ -188,8 +174,7 @@ from lightning.pytorch.callbacks import Callback
         state = super().state_dict()
         state["last_check"] = self._last_check
         state["diagnosis"] = self._diagnosis.to_dict()
-        state["monitors"] = {type(m).__name__: {k: v for k, v in m.state_dict().items() if k != "signals"}
-                             for m in self._own}  # the shared signals are saved once, above
+        state["monitors"] = {type(m).__name__: m.state_dict() for m in self._own}
         return state
 
     def load_state_dict(self, state_dict: Any) -> None:
@@ -199,4 +184,3 @@ from lightning.pytorch.callbacks import Callback
         saved = state_dict.get("monitors", {})
         for monitor in self._own:
             monitor.load_state_dict(saved.get(type(monitor).__name__, {}))
-

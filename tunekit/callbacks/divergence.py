@@ -8,9 +8,8 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tunekit.callbacks._base import Monitor
-from tunekit.diagnose import RunRecord
-from tunekit.diagnose._stats import median
-from tunekit.diagnose.rules import Rule, check_divergence, check_early_instability
+from tunekit.diagnose.rules import Rule, check_divergence, check_early_instability, divergence_loss_ratio
+from tunekit.record import RunRecord
 
 
 class DivergenceMonitor(Monitor):
@@ -21,7 +20,7 @@ class DivergenceMonitor(Monitor):
             burns compute on a broken model). Under fp16 loss scaling an inf gradient is a skipped step,
             so only the loss counts there.
 
-    Logs ``tunekit/divergence/loss_ratio``: the recent loss over the initial loss.
+    Logs ``tunekit/divergence/loss_ratio``: the statistic the rule tests, the recent loss over the initial loss.
     """
 
     rules: ClassVar[tuple[Rule, ...]] = (check_divergence, check_early_instability)
@@ -29,6 +28,7 @@ class DivergenceMonitor(Monitor):
     def __init__(self, *, check_finite: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.check_finite = check_finite
+        self._key["check_finite"] = check_finite
         self.stopped_at: int | None = None
 
     def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
@@ -41,6 +41,4 @@ class DivergenceMonitor(Monitor):
                            "(DivergenceMonitor(check_finite=False) trains on).", category=UserWarning)
 
     def metrics(self, record: RunRecord) -> dict[str, float]:
-        if not record.initial_loss or not len(record):
-            return {}
-        return {"tunekit/divergence/loss_ratio": median(record.loss[-10:]) / record.initial_loss}
+        return {"tunekit/divergence/loss_ratio": divergence_loss_ratio(record)}

@@ -28,11 +28,10 @@ class GeneralizationGapMonitor(Monitor):
         if not val_metric:
             raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
         self.val_metric = val_metric
+        self._key["val_metric"] = val_metric
         self._warned = False
 
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self._recorder is None or trainer.state.fn != "fit":
-            return
+    def on_validation(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         value = trainer.callback_metrics.get(self.val_metric)
         if value is None:
             if not self._warned:
@@ -42,9 +41,10 @@ class GeneralizationGapMonitor(Monitor):
                                f"{known}); the generalization-gap check needs it: pass val_metric=... to name it.")
             return
         step = trainer.global_step
-        if len(self._recorder.val) and self._recorder.val.data[-1, 0] == step:
+        val = self.recorder.history.val
+        if len(val) and val.data[-1, 0] == step:
             return  # another monitor (or a second validation loader) already recorded this step
-        self._recorder.add_validation(step, float(value))
+        self.recorder.add_validation(step, float(value))
         if self.log_metrics:
             for logger in trainer.loggers:
                 logger.log_metrics({"tunekit/gap/val_loss": float(value)}, step=step)

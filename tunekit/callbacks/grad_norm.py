@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from tunekit.callbacks._base import Monitor
 from tunekit.callbacks._reporters import charted_per_layer
-from tunekit.diagnose import RunRecord
 from tunekit.diagnose.rules import Rule, check_exploding_gradients, check_vanishing_gradients
+from tunekit.record import RunRecord
 
 
 class GradNormMonitor(Monitor):
@@ -28,6 +28,7 @@ class GradNormMonitor(Monitor):
     def __init__(self, *, per_layer: bool = True, **kwargs: int | bool) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.per_layer = per_layer
+        self._key["per_layer"] = per_layer
 
     def logs_to(self, logger: Any, key: str) -> bool:
         # W&B gets the per-layer norms as one chart with a line per layer (tunekit.dashboards.wandb).

@@ -7,8 +7,10 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
 
 from tunekit.lr_finder import LRRangeResult, lr_range_test
+from tunekit.utilities.lightning import fit_train_loaders
 
 
 class LRRangeTest(Callback):
@@ -16,7 +18,8 @@ class LRRangeTest(Callback):
     ``LearningRateFinder``).
 
     The suggestion goes where the module keeps its LR: ``recipe.lr`` (a ``Recipe``), else ``lr`` or
-    ``learning_rate``. Without a suggestion the module is left as it was and the reason is logged.
+    ``learning_rate`` as Lightning's own LR finder looks for them (on the module, in ``hparams``, on the data
+    module). Without a suggestion the module is left as it was and the reason is logged.
 
     Args:
         **kwargs: passed to ``lr_range_test`` (``max_steps``, ``min_lr``, ``max_lr``, ``monitor``, ...).
@@ -36,8 +39,8 @@ class LRRangeTest(Callback):
         data: dict[str, Any]
         if datamodule is not None:
             data = {"datamodule": datamodule}
-        else:  # loaders passed to fit(): Lightning keeps them on the fit loop
-            data = {"train_dataloaders": trainer.fit_loop._data_source.dataloader()}
+        else:  # loaders passed to fit()
+            data = {"train_dataloaders": fit_train_loaders(trainer)}
         owner = getattr(datamodule, "trainer", None)
         try:
             self.result = lr_range_test(pl_module, **data, **self.kwargs)
@@ -54,14 +57,15 @@ class LRRangeTest(Callback):
 
 
 def set_lr(module: Any, lr: float) -> None:
-    """Put ``lr`` where the module keeps its learning rate."""
+    """Put ``lr`` where the module keeps its learning rate: its ``recipe``, else ``lr``/``learning_rate`` wherever
+    Lightning's ``lightning_setattr`` finds them."""
     recipe = getattr(module, "recipe", None)
     if recipe is not None and hasattr(recipe, "replace"):
         module.recipe = recipe.replace(lr=lr)
-    elif hasattr(module, "lr"):
-        module.lr = lr
-    elif hasattr(module, "learning_rate"):
-        module.learning_rate = lr
-    else:
-        raise AttributeError(f"{type(module).__name__} keeps its LR in no attribute tunekit knows (recipe, lr, "
-                             "learning_rate): read LRRangeTest.result.suggestion and set it yourself.")
+        return
+    for name in ("lr", "learning_rate"):
+        if lightning_hasattr(module, name):
+            lightning_setattr(module, name, lr)
+            return
+    raise AttributeError(f"{type(module).__name__} keeps its LR in no attribute tunekit knows (recipe, lr, "
+                         "learning_rate): read LRRangeTest.result.suggestion and set it yourself.")

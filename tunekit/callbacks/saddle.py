@@ -5,20 +5,18 @@ from __future__ import annotations
 from typing import ClassVar
 
 from tunekit.callbacks._base import Monitor
-from tunekit.diagnose import RunRecord
-from tunekit.diagnose._stats import median
-from tunekit.diagnose.rules import Rule, check_saddle_stall
+from tunekit.diagnose.rules import Rule, check_saddle_stall, saddle_grad_to_loss
+from tunekit.record import RunRecord
 
 
 class SaddleMonitor(Monitor):
-    """Watches for a saddle stall: high, flat loss while the gradient norm is tiny relative to it.
+    """Watches for a saddle stall: high, flat loss while every layer's gradient is tiny relative to it.
 
-    Logs ``tunekit/saddle/grad_to_loss``: the recent gradient norm over the recent loss.
+    Logs ``tunekit/saddle/grad_to_loss``: the statistic the rule tests, the largest layer's weight-gradient norm
+    over the loss in the rule's window.
     """
 
     rules: ClassVar[tuple[Rule, ...]] = (check_saddle_stall,)
 
     def metrics(self, record: RunRecord) -> dict[str, float]:
-        if len(record) < 8:
-            return {}
-        return {"tunekit/saddle/grad_to_loss": median(record.grad_norm[-32:]) / max(median(record.loss[-32:]), 1e-12)}
+        return {"tunekit/saddle/grad_to_loss": saddle_grad_to_loss(record)} if len(record) >= 8 else {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -10,8 +9,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from tunekit.callbacks._surgery import swap_to_sgd
 from tunekit.exceptions import ConfigError
-from tunekit.recipe._two_stage import SwatsEstimate, swap_to_sgd
+from tunekit.recipe import SwatsEstimate
+from tunekit.utilities.lightning import planned_steps
 
 ESTIMATE_STEPS = 50  # Adam steps before the switch whose SWATS estimates are averaged
 FALLBACK_FACTOR = 10.0  # no descent step seen: SGD starts at 10x the Adam LR (a typical SWATS outcome)
@@ -57,8 +58,8 @@ class SwitchToSGD(Callback):
         if len(trainer.optimizers) != 1:
             raise ConfigError(f"SwitchToSGD needs exactly one optimizer, but the module configured "
                               f"{len(trainer.optimizers)}.")
-        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else trainer.estimated_stepping_batches
-        if not math.isfinite(total):
+        total = planned_steps(trainer)
+        if total is None:
             raise ConfigError("SwitchToSGD needs a known number of steps: set Trainer(max_steps=...) or max_epochs "
                               "with a sized training loader.")
         self.switch_step = max(1, round(self.at * total))

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from tunekit.cli._common import console, fail, handle_errors, quiet
+from tunekit.search import DEFAULT_STORAGE
 
 
 @handle_errors
@@ -24,8 +25,8 @@ def report(
     if diagnosis is not None and (storage or study_name):
         raise fail("give either a diagnosis.json or --storage/--study-name, not both")
     if diagnosis is None and not study_name:
-        raise fail("give a diagnosis.json, or --study-name NAME (with --storage URL, default sqlite:///tunekit.db)")
-    text = run_report(diagnosis) if diagnosis is not None else study_report(storage or "sqlite:///tunekit.db",
+        raise fail(f"give a diagnosis.json, or --study-name NAME (with --storage URL, default {DEFAULT_STORAGE})")
+    text = run_report(diagnosis) if diagnosis is not None else study_report(storage or DEFAULT_STORAGE,
                                                                               study_name)  # type: ignore[arg-type]
     path = write_report(text, out)
     console.print(f"report written to {path} ({path.stat().st_size / 1024:.0f} kB)")

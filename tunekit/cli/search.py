@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tunekit.cli._common import EXIT_FAILED, console, fail, handle_errors, quiet
 from tunekit.config import load_config
+from tunekit.search import DEFAULT_STORAGE
 
 
 class _Progress:
@@ -46,7 +47,7 @@ def search(
     config: Annotated[Path, typer.Argument(help="YAML config: model:, data:, trainer:, monitor:, search:.")],
     n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials to run now (added to the study).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
-    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default sqlite:///tunekit.db).")] = None,
+    storage: Annotated[str | None, typer.Option(help=f"Optuna storage URL (default {DEFAULT_STORAGE}).")] = None,
     study_name: Annotated[str | None, typer.Option("--study-name", help="Study name (default: the config's name).")]
     = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", help="Worker processes on this machine.")] = 1,
@@ -56,14 +57,13 @@ def search(
     grace_period: Annotated[int, typer.Option(hidden=True)] = 60,
 ) -> None:
     """Search optimizer recipes for the config's model: an Optuna study, resumable, with pruning."""
-    from tunekit.search import run_search
-    from tunekit.search._run import preflight
+    from tunekit.search import plan_search, run_search
 
     quiet()
     if n_trials is None and timeout is None:
         raise fail("give --n-trials N or --timeout SECONDS (or both) so the search knows when to stop")
     cfg = load_config(config)
-    preflight(cfg)  # bad input ends here, before any display or storage
+    plan = plan_search(cfg)  # bad input ends here, before any display or storage
     name = study_name or config.stem
     progress = _Progress(n_trials, cfg.monitor, enabled=not as_json)
     extra = None
@@ -73,7 +73,7 @@ def search(
             raise fail("--wandb logs from this process: use it with --n-jobs 1 (run more commands for more workers)")
         from tunekit.dashboards.wandb import StudyLogger
 
-        extra = StudyLogger(name, storage or "sqlite:///tunekit.db")
+        extra = StudyLogger(name, storage or DEFAULT_STORAGE)
 
         def on_trial(study: Any, trial: Any) -> None:
             extra.on_trial(study, trial)
@@ -82,16 +82,15 @@ def search(
     interrupted = False
     try:
         with progress.bar:
-            result = run_search(cfg, n_trials=n_trials, timeout=timeout, storage=storage, study_name=name,
+            result = run_search(plan, n_trials=n_trials, timeout=timeout, storage=storage, study_name=name,
                                 n_jobs=n_jobs, on_trial=on_trial, extra_callbacks=extra,
                                 note=None if as_json else progress.note,
                                 heartbeat=(heartbeat_interval, grace_period))
     except KeyboardInterrupt:
         interrupted = True
-        from tunekit.search import open_study, summarize
+        from tunekit.search import StudyView, summarize
 
-        study, _ = open_study(cfg, storage, name)
-        result = summarize(study, storage or "sqlite:///tunekit.db", cfg.monitor, time.time() - started)
+        result = summarize(StudyView.load(storage or DEFAULT_STORAGE, name), time.time() - started)
     if extra is not None:
         extra.finish(result)
     if as_json:

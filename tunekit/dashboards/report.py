@@ -1,6 +1,6 @@
 """The self-contained HTML report of a study or a single run: one file, charts inline as SVG, nothing fetched.
 
-    tunekit report --storage sqlite:///tunekit.db --study-name search -o report.html
+    tunekit report --study-name search -o report.html      # the default storage, sqlite:///tunekit.db
     tunekit report lightning_logs/version_0/tunekit/diagnosis.json -o run.html
 """
 
@@ -14,9 +14,11 @@ from typing import Any
 from tunekit.dashboards import _charts as charts
 from tunekit.diagnose import Diagnosis
 from tunekit.exceptions import ConfigError
+from tunekit.search import _attrs as A
 from tunekit.utilities.files import write_atomic
 
 BEST_TRIALS = 3  # trials whose curves the study report draws
+RECIPE_DIGITS = 4  # significant digits of the best recipe's numbers
 
 CSS = """
 body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1d2733;margin:0;
@@ -71,59 +73,37 @@ def _fmt(value: Any) -> str:
 
 def study_report(storage: str, study_name: str) -> str:
     """The HTML report of a study: history, importances, LR range test, best trials' curves, best recipe."""
-    import optuna
     import yaml
 
-    from tunekit.lr_finder import LRRangeResult
-    from tunekit.search import mask, open_storage
+    from tunekit.search import StudyView, mask
 
-    rdb = open_storage(storage)
-    names = [s.study_name for s in optuna.study.get_all_study_summaries(rdb)]
-    if study_name not in names:
-        raise ConfigError(f"no study {study_name!r} in {mask(storage)} (studies there: {', '.join(names) or 'none'})")
-    study = optuna.load_study(study_name=study_name, storage=rdb)
-    monitor = study.user_attrs.get("tunekit.monitor", "value")
-    minimize = study.direction == optuna.study.StudyDirection.MINIMIZE
-    trials: list[dict[str, Any]] = []
-    for frozen in study.trials:
-        t = frozen
-        last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
-        trials.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "last": last,
-                       "params": t.params, "attrs": t.user_attrs})
-    complete = [t for t in trials if t["state"] == "complete" and t["value"] is not None]
-    ranked = sorted(complete, key=lambda t: t["value"], reverse=not minimize)
-    counts = {s: sum(t["state"] == s for t in trials) for s in ("complete", "pruned", "fail")}
+    view = StudyView.load(storage, study_name)
+    monitor, minimize = view.monitor, view.minimize
+    trials = view.trial_rows()
+    ranked = view.complete()
+    counts = view.counts()
     body = [_cards([("trials", str(len(trials))), ("complete", str(counts["complete"])),
                     ("pruned", str(counts["pruned"])), ("failed", str(counts["fail"])),
-                    (f"best {monitor}", _fmt(ranked[0]["value"]) if ranked else "none")])]
+                    (f"best {monitor}", _fmt(ranked[0].value) if ranked else "none")])]
     body.append(f"<section><h2>Optimization history</h2>{charts.history(trials, monitor, minimize)}</section>")
-    importance = {}
-    if len(complete) >= 3:
-        try:
-            importance = optuna.importance.get_param_importances(study)
-        except (RuntimeError, ValueError, ZeroDivisionError):
-            importance = {}
-    lr_results = {k.rsplit(".", 1)[1]: LRRangeResult.from_dict(v) for k, v in study.user_attrs.items()
-                  if k.startswith("tunekit.lr_range.")}
+    importance = view.importances()
+    lr_results = view.lr_ranges()
     if importance:
-        body.append(f"<section><h2>Parameter importances</h2>{charts.importances(dict(importance))}</section>")
+        body.append(f"<section><h2>Parameter importances</h2>{charts.importances(importance)}</section>")
     if lr_results:
         body.append(f"<section><h2>LR range test</h2>{charts.lr_ranges(lr_results)}</section>")
     if ranked:
         best = ranked[0]
-        from tunekit.recipe import Recipe
-
-        compact = Recipe.from_dict(best["attrs"].get("recipe", {})).to_dict(compact=True)
-        recipe = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in compact.items()}
-        body.append(f"<section><h2>Best recipe: trial {best['number']}, {html.escape(monitor)} "
-                    f"{_fmt(best['value'])}</h2><pre>{html.escape(yaml.safe_dump({'recipe': recipe}, sort_keys=False))}"
-                    f"</pre>{_findings_table(Diagnosis.from_dict(best['attrs'].get('diagnosis', {})))}</section>")
+        recipe = view.recipe_of(best, compact=True, digits=RECIPE_DIGITS)
+        body.append(f"<section><h2>Best recipe: trial {best.number}, {html.escape(monitor)} "
+                    f"{_fmt(best.value)}</h2><pre>{html.escape(yaml.safe_dump({'recipe': recipe}, sort_keys=False))}"
+                    f"</pre>{_findings_table(Diagnosis.from_dict(best.user_attrs.get(A.DIAGNOSIS, {})))}</section>")
         parts = []
-        for row in ranked[:BEST_TRIALS]:
-            series = row["attrs"].get("curves")
+        for trial in ranked[:BEST_TRIALS]:
+            series = trial.user_attrs.get(A.CURVES)
             if series:
-                found = row["attrs"].get("diagnosis", {}).get("findings", [])
-                parts.append(charts.curves(series, found, f"trial {row['number']}: {monitor} {_fmt(row['value'])}"))
+                found = trial.user_attrs.get(A.DIAGNOSIS, {}).get("findings", [])
+                parts.append(charts.curves(series, found, f"trial {trial.number}: {monitor} {_fmt(trial.value)}"))
         if parts:
             body.append("<section><h2>Best trials: loss and gradient norm, findings marked where they began</h2>"
                         + "".join(parts) + "</section>")
@@ -137,8 +117,8 @@ def _trials_table(trials: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(p)}</th>" for p in ["trial", "state", "value", *params, "findings"])
     rows = []
     for t in trials:
-        codes = ", ".join(f["code"] for f in t["attrs"].get("diagnosis", {}).get("findings", []))
-        cells = [str(t["number"]), t["state"], _fmt(t["value"]), *[_fmt(t["params"].get(p)) for p in params], codes]
+        cells = [str(t["number"]), t["state"], _fmt(t["value"]), *[_fmt(t["params"].get(p)) for p in params],
+                 ", ".join(t["findings"])]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from tunekit.diagnose import Diagnosis, RunRecord, Severity
+from tunekit.diagnose import Diagnosis, Severity
+from tunekit.record import RunRecord
+from tunekit.search import _attrs as A
 from tunekit.utilities.imports import require
 
 MAX_POINTS = 500  # points per line in the per-layer chart (the newest steps are kept whole in the record)
@@ -142,18 +144,15 @@ class StudyLogger:
         if logger is None:
             return
         run = logger.experiment
-        diagnosis = Diagnosis.from_dict(trial.user_attrs.get("diagnosis", {}))
+        diagnosis = Diagnosis.from_dict(trial.user_attrs.get(A.DIAGNOSIS, {}))
         run.summary.update({"trial": trial.number, "state": trial.state.name.lower(),
                             "value": trial.value if trial.value is not None else float("nan"),
-                            "steps": trial.user_attrs.get("steps"), **diagnosis_summary(diagnosis)})
+                            "steps": trial.user_attrs.get(A.STEPS), **diagnosis_summary(diagnosis)})
         run.finish()
 
     def finish(self, result: Any) -> None:
         """The study run: trials table, parameter importances, LR range curve, best recipe."""
-        import optuna
-
-        from tunekit.lr_finder import LRRangeResult
-        from tunekit.search import open_storage
+        from tunekit.search import StudyView
 
         wandb = _wandb()
         for number in list(self._loggers):  # trials that never reported (interrupted)
@@ -162,21 +161,18 @@ class StudyLogger:
                          job_type="study", dir=self.save_dir, reinit="create_new",
                          config={"study": self.study_name, "monitor": result.monitor, "direction": result.direction})
         try:
-            study = optuna.load_study(study_name=self.study_name, storage=open_storage(self.storage))
-            payload: dict[str, Any] = {"tunekit/trials": _trials_table(wandb, study)}
-            importances = _importances(study)
+            view = StudyView.load(self.storage, self.study_name)
+            payload: dict[str, Any] = {"tunekit/trials": _trials_table(wandb, view)}
+            importances = view.importances()
             if importances:
                 table = wandb.Table(columns=["parameter", "importance"], data=list(importances.items()))
                 payload["tunekit/param_importances"] = wandb.plot.bar(table, "parameter", "importance",
                                                                       title="parameter importances (fANOVA)")
-            for key, stored in study.user_attrs.items():
-                if key.startswith("tunekit.lr_range."):
-                    lr = LRRangeResult.from_dict(stored)
-                    data = [[x, y] for x, y in zip(lr.lrs, lr.losses, strict=True) if math.isfinite(y)]
-                    table = wandb.Table(columns=["lr", "loss"], data=data)
-                    fam = key.rsplit(".", 1)[1]
-                    payload[f"tunekit/lr_range_test/{fam}"] = wandb.plot.line(
-                        table, "lr", "loss", title=f"LR range test ({fam}): suggestion {lr.suggestion:.3g}")
+            for fam, lr in view.lr_ranges().items():
+                data = [[x, y] for x, y in zip(lr.lrs, lr.losses, strict=True) if math.isfinite(y)]
+                table = wandb.Table(columns=["lr", "loss"], data=data)
+                payload[f"tunekit/lr_range_test/{fam}"] = wandb.plot.line(
+                    table, "lr", "loss", title=f"LR range test ({fam}): suggestion {lr.suggestion:.3g}")
             run.log(payload)
             run.summary.update({"best_value": result.best_value, "best_trial": result.best_trial,
                                 "best_recipe": result.best_recipe, "complete": result.complete,
@@ -185,24 +181,10 @@ class StudyLogger:
             run.finish()
 
 
-def _trials_table(wandb: Any, study: Any) -> Any:
-    names = sorted({k for t in study.trials for k in t.params})
+def _trials_table(wandb: Any, view: Any) -> Any:
+    rows = view.trial_rows()
+    names = sorted({k for r in rows for k in r["params"]})
     columns = ["trial", "state", "value", "steps", "findings", *names]
-    data = []
-    for t in study.trials:
-        codes = ", ".join(f["code"] for f in t.user_attrs.get("diagnosis", {}).get("findings", []))
-        data.append([t.number, t.state.name.lower(), t.value, t.user_attrs.get("steps"), codes,
-                     *[t.params.get(n) for n in names]])
+    data = [[r["number"], r["state"], r["value"], r["steps"], ", ".join(r["findings"]),
+             *[r["params"].get(n) for n in names]] for r in rows]
     return wandb.Table(columns=columns, data=data)
-
-
-def _importances(study: Any) -> dict[str, float]:
-    import optuna
-
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if len(complete) < 3:
-        return {}
-    try:
-        return {k: float(v) for k, v in optuna.importance.get_param_importances(study).items()}
-    except (RuntimeError, ValueError, ZeroDivisionError):
-        return {}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tunekit.diagnose._engine import diagnose  # noqa: I001  (imports the rules, which need the types above)
-from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._context import RunContext
+from tunekit.diagnose._engine import diagnose
 from tunekit.diagnose._types import Diagnosis, Finding, FindingCode, Remedy, RemedyCode, Severity
+from tunekit.record import RunRecord
 
 __all__ = [
     "Diagnosis",

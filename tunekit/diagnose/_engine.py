@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._types import Diagnosis, Finding, FindingCode
 from tunekit.diagnose.rules import ALL_RULES, Rule, check_divergence
+from tunekit.record import RunRecord
 
 # A finding that explains the same stretch of curve better silences these (they would be symptoms).
 _SILENCES: dict[FindingCode, frozenset[FindingCode]] = {

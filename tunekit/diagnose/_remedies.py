@@ -1,6 +1,6 @@
 """The remedy catalog: each function turns the live settings into one concrete recipe change.
 
-The values follow the reference guide (../shared/seeds/): lower the LR by ten when a run diverges,
+The values follow the reference guide: lower the LR by ten when a run diverges,
 clip near the gradient norm a healthy step has, warm up over the first few percent of training,
 use AdamW's decoupled weight decay, hand the last ~20% of training to SGD with momentum, and take
 beta2 down one notch (0.9999 -> 0.999) when Adam diverges late.
@@ -8,7 +8,7 @@ beta2 down one notch (0.9999 -> 0.999) when Adam diverges late.
 
 from __future__ import annotations
 
-from tunekit.diagnose._record import RunContext
+from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import fmt, nice
 from tunekit.diagnose._types import Remedy, RemedyCode
 
@@ -21,6 +21,11 @@ ADAM_DEFAULT_LR = 1e-3  # guide, Step 2: a good starting LR for Adam
 ADAMW_WEIGHT_DECAY = 0.01  # torch's AdamW default; decoupled decay is scaled by the LR, so 1e-4 does ~nothing
 SGD_WEIGHT_DECAY = 1e-4  # guide, Step 5: start with 1e-4
 MAX_WEIGHT_DECAY = {"adamw": 0.3, "sgd": 1e-2}  # beyond these the decay dominates the loss gradient
+WEIGHT_DECAY_RAISE = 10.0  # weight decay already on is raised by a decade
+BATCH_RAISE = 4  # a larger batch: 4x, which halves the gradient noise (its std goes as 1/sqrt(batch))
+MOMENTUM_STEPS = (0.9, 0.99)  # SGD momentum is raised to 0.9, or to 0.99 when it is 0.9 already
+BETA1_STEPS = (0.95, 0.99)  # Adam's beta1 is raised to 0.95, or 0.99 when it is 0.95 already
+BETA1_DROP, BETA1_FLOOR = 0.1, 0.5  # Adam's beta1 is lowered by 0.1, not below 0.5
 
 
 def lower_lr(ctx: RunContext, factor: float, why: str) -> Remedy:
@@ -59,18 +64,18 @@ def decay_lr(ctx: RunContext, why: str) -> Remedy:
 
 def raise_momentum(ctx: RunContext, why: str) -> Remedy:
     if ctx.is_adam:
-        new = 0.95 if (ctx.beta1 or 0.9) < 0.95 else 0.99
+        new = BETA1_STEPS[0] if (ctx.beta1 or 0.9) < BETA1_STEPS[0] else BETA1_STEPS[1]
         return Remedy(RemedyCode.RAISE_MOMENTUM, {"beta1": new},
                       f"Raise Adam's beta1 from {fmt(ctx.beta1 or 0.9)} to {new}: {why}.")
     current = ctx.momentum or 0.0
-    new = 0.9 if current < 0.9 else 0.99
+    new = MOMENTUM_STEPS[0] if current < MOMENTUM_STEPS[0] else MOMENTUM_STEPS[1]
     return Remedy(RemedyCode.RAISE_MOMENTUM, {"momentum": new},
                   f"Raise SGD momentum from {fmt(current)} to {new}: {why}.")
 
 
 def lower_beta1(ctx: RunContext) -> Remedy:
     current = ctx.beta1 if ctx.beta1 is not None else 0.9
-    new = nice(max(0.5, current - 0.1))
+    new = nice(max(BETA1_FLOOR, current - BETA1_DROP))
     return Remedy(RemedyCode.LOWER_BETA1, {"beta1": new},
                   f"Lower Adam's beta1 from {fmt(current)} to {new}: a long first-moment average keeps "
                   "pushing past the valley floor after the gradient has turned.")
@@ -86,13 +91,13 @@ def lower_beta2(ctx: RunContext) -> Remedy:
 
 def add_weight_decay(ctx: RunContext) -> Remedy:
     if ctx.is_adam:
-        wd = nice(min(MAX_WEIGHT_DECAY["adamw"], max(ADAMW_WEIGHT_DECAY, 10 * ctx.weight_decay)))
+        wd = nice(min(MAX_WEIGHT_DECAY["adamw"], max(ADAMW_WEIGHT_DECAY, WEIGHT_DECAY_RAISE * ctx.weight_decay)))
         coupled = ctx.optimizer != "adamw"
         why = ("Adam's L2 penalty is rescaled per parameter by the adaptive step, so it regularizes unevenly; "
                "AdamW decouples it" if coupled else "the model fits the training set better than it generalizes")
         return Remedy(RemedyCode.ADD_WEIGHT_DECAY, {"optimizer": "adamw", "weight_decay": wd},
                       f"Use AdamW with weight decay {fmt(wd)}: {why}.")
-    wd = nice(min(MAX_WEIGHT_DECAY["sgd"], max(SGD_WEIGHT_DECAY, 10 * ctx.weight_decay)))
+    wd = nice(min(MAX_WEIGHT_DECAY["sgd"], max(SGD_WEIGHT_DECAY, WEIGHT_DECAY_RAISE * ctx.weight_decay)))
     return Remedy(RemedyCode.ADD_WEIGHT_DECAY, {"weight_decay": wd},
                   f"Raise weight decay from {fmt(ctx.weight_decay)} to {fmt(wd)}: the model fits the training "
                   "set better than it generalizes.")
@@ -112,7 +117,7 @@ def switch_optimizer(ctx: RunContext, why: str) -> Remedy:
 def raise_batch_size(ctx: RunContext, why: str) -> Remedy | None:
     if not ctx.batch_size:
         return None
-    new = ctx.batch_size * 4
+    new = ctx.batch_size * BATCH_RAISE
     return Remedy(RemedyCode.RAISE_BATCH_SIZE, {"batch_size": new},
                   f"Raise the batch size from {ctx.batch_size} to {new} at the same learning rate: {why}.")
 

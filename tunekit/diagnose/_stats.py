@@ -9,6 +9,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import median_filter
 
+TARGET_UPDATE_RATIO = 1e-3  # a healthy step moves the weights by ~1e-3 of their size (Karpathy's rule of thumb)
+
 
 def recent_window(n_steps: int, fraction: float, minimum: int, maximum: int) -> int:
     """The number of most recent steps a rule looks at: a fraction of the run, clamped."""

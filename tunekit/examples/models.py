@@ -9,7 +9,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from tunekit.recipe import Recipe, RecipeMixin
+from tunekit.callbacks import RecipeMixin
+from tunekit.recipe import Recipe
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity,

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from tunekit.recipe import Recipe, RecipeMixin
+from tunekit.callbacks import RecipeMixin
+from tunekit.recipe import Recipe
 
 SOURCES = ("textwrap", "json.decoder", "json.encoder", "string", "shlex", "fnmatch", "calendar", "heapq", "bisect",
            "colorsys", "glob", "difflib", "argparse")  # stdlib modules whose source is the corpus

@@ -8,7 +8,8 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from tunekit.recipe import Recipe, RecipeMixin
+from tunekit.callbacks import RecipeMixin
+from tunekit.recipe import Recipe
 
 
 class DigitsCNN(RecipeMixin, pl.LightningModule):

@@ -18,6 +18,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
+from lightning.pytorch.utilities.seed import isolate_rng
 from scipy.ndimage import median_filter
 
 from tunekit.exceptions import ConfigError
@@ -102,7 +103,7 @@ def lr_range_test(
     snapshot = ModelSnapshot.take(model)
     bar = _progress(progress)
     try:
-        with bar if bar is not None else nullcontext():
+        with isolate_rng(), bar if bar is not None else nullcontext():
             task = bar.add_task("LR range test", total=max_steps) if bar is not None else None
 
             def advance(n: int) -> None:

@@ -7,11 +7,8 @@ and the module's own LR schedulers are set aside for the run.
 
 from __future__ import annotations
 
-import logging
 import math
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from tunekit.lr_finder._curve import DIVERGE_FACTOR, SMOOTHING
+from tunekit.utilities.lightning import quiet_lightning
 
 
 @dataclass
@@ -98,25 +96,6 @@ def evaluate(model: pl.LightningModule, data: dict[str, Any], monitor: str,
         results = trainer.validate(model, dataloaders=loaders, datamodule=datamodule, verbose=False)
     value = results[0].get(monitor) if results else None
     return float(value) if value is not None else None
-
-
-@contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Lightning's info lines ("GPU available", "max_steps reached") would repeat for every short run."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-            warnings.filterwarnings("ignore", ".*resuming from a checkpoint that ended before the epoch ended.*")
-            warnings.filterwarnings("ignore", ".*callbacks used to create the checkpoint need to be provided.*")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def _has_val(datamodule: Any) -> bool:

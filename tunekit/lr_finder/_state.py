@@ -1,13 +1,12 @@
-"""Snapshot and restore of everything the LR range test touches, so the model is left as it was found."""
+"""Snapshot and restore of the module state the LR range test touches, so the model is left as it was found (the
+RNG states are isolated by Lightning's ``isolate_rng`` around the whole test)."""
 
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 _LR_ATTRIBUTES = ("lr", "learning_rate", "recipe")  # where modules keep their LR (Lightning's lr_find looks here)
@@ -19,7 +18,6 @@ class ModelSnapshot:
     modes: dict[str, bool]
     attributes: dict[str, Any]
     trainer: Any
-    rng: dict[str, Any]
 
     @classmethod
     def take(cls, model: torch.nn.Module) -> ModelSnapshot:
@@ -28,7 +26,6 @@ class ModelSnapshot:
             modes={name: m.training for name, m in model.named_modules()},
             attributes={a: model.__dict__[a] for a in _LR_ATTRIBUTES if a in model.__dict__},  # runs never change them
             trainer=model.__dict__.get("_trainer"),
-            rng=_rng_state(),
         )
 
     def weights_to(self, model: torch.nn.Module) -> None:
@@ -36,7 +33,7 @@ class ModelSnapshot:
         model.load_state_dict(self.weights)
 
     def restore(self, model: torch.nn.Module) -> None:
-        """Everything back: weights, buffers, train/eval modes, LR attributes, trainer link, RNG states."""
+        """Everything back: weights, buffers, train/eval modes, LR attributes, trainer link."""
         model.load_state_dict(self.weights)
         for name, m in model.named_modules():
             if name in self.modes:
@@ -45,19 +42,4 @@ class ModelSnapshot:
             model.__dict__[name] = value
         if "_trainer" in model.__dict__:
             model.__dict__["_trainer"] = self.trainer
-        _set_rng_state(self.rng)
 
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state_all(state["cuda"])

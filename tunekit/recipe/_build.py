@@ -1,4 +1,4 @@
-"""Builds a recipe's optimizer and LR scheduler for a LightningModule."""
+"""Builds a recipe's optimizer and per-step LR scheduler (plain torch: no Trainer is needed)."""
 
 from __future__ import annotations
 
@@ -31,26 +31,10 @@ def build_optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim
     return cls(groups, lr=recipe.lr, betas=(recipe.beta1, recipe.beta2))
 
 
-def planned_steps(recipe: Recipe, module: Any) -> int | None:
-    """The steps the schedule spans: the recipe's ``max_steps``, else the attached Trainer's plan."""
-    if recipe.max_steps:
-        return recipe.max_steps
-    trainer = getattr(module, "_trainer", None)
-    if trainer is None:
-        return None
-    steps = trainer.estimated_stepping_batches
-    return int(steps) if steps != float("inf") else None
-
-
-def configure_optimizers(recipe: Recipe, module: Any) -> dict[str, Any]:
-    trainer = getattr(module, "_trainer", None)
-    if recipe.switch_to_sgd_at is not None and trainer is not None:
-        from tunekit.callbacks.two_stage import SwitchToSGD
-
-        if not any(isinstance(cb, SwitchToSGD) for cb in trainer.callbacks):
-            raise ConfigError("switch_to_sgd_at needs the SwitchToSGD callback in the Trainer: return "
-                              "self.recipe.callbacks() from your module's configure_callbacks (RecipeMixin does).")
+def configure_optimizers(recipe: Recipe, module: torch.nn.Module, total_steps: int | None) -> dict[str, Any]:
+    """The optimizer over ``module``'s parameters and a per-step LR schedule spanning the recipe's ``max_steps``,
+    else ``total_steps``; in the form ``LightningModule.configure_optimizers`` returns."""
     optimizer = build_optimizer(recipe, param_groups(module, recipe.weight_decay))
-    multiplier = ScheduleMultiplier(recipe.warmup_steps, planned_steps(recipe, module), recipe.schedule)
+    multiplier = ScheduleMultiplier(recipe.warmup_steps, recipe.max_steps or total_steps, recipe.schedule)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -112,26 +112,27 @@ class Recipe:
         return cls.from_dict(yaml.safe_load(text) or {})
 
     # ------------------------------------------------------------------ building
-    def configure_optimizers(self, module: Any) -> Any:
+    def configure_optimizers(self, module: Any, total_steps: int | None = None) -> Any:
         """What ``LightningModule.configure_optimizers`` returns: the optimizer and a per-step LR schedule.
 
+        Args:
+            module: the module whose parameters to optimize.
+            total_steps: the steps a decaying schedule spans when the recipe sets no ``max_steps``
+                (``tunekit.RecipeMixin`` passes the Trainer's ``estimated_stepping_batches``).
+
+        With ``switch_to_sgd_at`` the Trainer needs ``tunekit.callbacks.SwitchToSGD`` as well (``RecipeMixin``
+        adds it).
+
         Example:
-            >>> class Net(pl.LightningModule):  # doctest: +SKIP
-            ...     def configure_optimizers(self):
-            ...         return self.recipe.configure_optimizers(self)
+            >>> import torch
+            >>> recipe = Recipe(optimizer="sgd", lr=0.1, schedule="cosine")
+            >>> out = recipe.configure_optimizers(torch.nn.Linear(2, 1), total_steps=100)
+            >>> type(out["optimizer"]).__name__, out["lr_scheduler"]["interval"]
+            ('SGD', 'step')
         """
         from tunekit.recipe._build import configure_optimizers
 
-        return configure_optimizers(self, module)
-
-    def callbacks(self) -> list[Any]:
-        """The callbacks the recipe needs in the Trainer: the SGD switch when ``switch_to_sgd_at`` is set.
-        Return them from ``LightningModule.configure_callbacks`` (``RecipeMixin`` does)."""
-        if self.switch_to_sgd_at is None:
-            return []
-        from tunekit.callbacks.two_stage import SwitchToSGD
-
-        return [SwitchToSGD(at=self.switch_to_sgd_at, momentum=self.momentum)]
+        return configure_optimizers(self, module, total_steps)
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """The ``Trainer`` arguments the recipe sets (clipping, step count); ``None`` fields are left out."""

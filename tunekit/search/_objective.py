@@ -12,9 +12,9 @@ import lightning.pytorch as pl
 import optuna
 
 from tunekit.callbacks import Diagnoser
-from tunekit.config import RunConfig
 from tunekit.exceptions import ConfigError
-from tunekit.search._space import SearchSpace
+from tunekit.search import _attrs as A
+from tunekit.search._plan import SearchPlan
 
 
 class MonitorNotLogged(ConfigError):
@@ -29,9 +29,9 @@ class Objective:
     diagnosis turns critical (divergence) is pruned as soon as the Diagnoser stops it.
     """
 
-    def __init__(self, config: RunConfig, space: SearchSpace, *, extra_callbacks: Any = None) -> None:
-        self.config = config
-        self.space = space
+    def __init__(self, plan: SearchPlan, *, extra_callbacks: Any = None) -> None:
+        self.config = plan.config
+        self.space = plan.space
         self.extra_callbacks = extra_callbacks  # callable(trial, recipe) -> (callbacks, logger) for dashboards
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -39,7 +39,7 @@ class Objective:
 
         cfg = self.config
         recipe = self.space.sample(trial)
-        trial.set_user_attr("recipe", recipe.to_dict())
+        trial.set_user_attr(A.RECIPE, recipe.to_dict())
         pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
         model = cfg.make_model()
         model.recipe = recipe  # type: ignore[assignment]
@@ -66,12 +66,12 @@ class Objective:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt from err
         finally:
-            trial.set_user_attr("seconds", round(time.time() - started, 3))
-            trial.set_user_attr("steps", int(trainer.global_step))
-            trial.set_user_attr("diagnosis", diagnoser.diagnosis.to_dict())
-            trial.set_user_attr("metrics", _metrics(trainer))
+            trial.set_user_attr(A.SECONDS, round(time.time() - started, 3))
+            trial.set_user_attr(A.STEPS, int(trainer.global_step))
+            trial.set_user_attr(A.DIAGNOSIS, diagnoser.diagnosis.to_dict())
+            trial.set_user_attr(A.METRICS, _metrics(trainer))
             if diagnoser.attached:  # thinned loss/grad-norm curves for the HTML report
-                trial.set_user_attr("curves", diagnoser.recorder.record().curves(max_points=150, layers=False))
+                trial.set_user_attr(A.CURVES, diagnoser.recorder.record().curves(max_points=150, layers=False))
         if pruned is not None:
             raise pruned
         if diagnoser.diagnosis.is_critical:

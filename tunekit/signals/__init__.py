@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from tunekit.signals._buffer import BoundedTable
-from tunekit.signals._recorder import SignalRecorder, layer_of
+from tunekit.signals._history import SignalHistory
+from tunekit.signals._layers import layer_membership, layer_of
+from tunekit.signals._recorder import SignalRecorder
 
-__all__ = ["BoundedTable", "SignalRecorder", "layer_of"]
+__all__ = ["BoundedTable", "SignalHistory", "SignalRecorder", "layer_membership", "layer_of"]

@@ -1,14 +1,16 @@
 """The diagnosis rules: pure functions ``rule(record, context) -> Finding | None``.
 
 Each rule reads a ``RunRecord`` (recorded series) and a ``RunContext`` (live optimizer settings) and
-returns at most one finding with its ranked remedies. Thresholds are named constants in each module.
+returns at most one finding with its ranked remedies. Thresholds are named constants in each module. The
+statistics some rules test are public too (``saddle_grad_to_loss``, ...), so a monitor logs the number its
+rule decides on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._types import Finding
 from tunekit.diagnose.rules._generalization import check_generalization_gap
 from tunekit.diagnose.rules._instability import (
@@ -16,13 +18,18 @@ from tunekit.diagnose.rules._instability import (
     check_early_instability,
     check_exploding_gradients,
     check_oscillation,
+    divergence_loss_ratio,
+    oscillation_amplitude,
 )
 from tunekit.diagnose.rules._progress import (
     check_plateau,
     check_saddle_stall,
     check_slow_convergence,
     check_vanishing_gradients,
+    plateau_window_change,
+    saddle_grad_to_loss,
 )
+from tunekit.record import RunRecord
 
 Rule = Callable[[RunRecord, RunContext], "Finding | None"]
 
@@ -50,4 +57,8 @@ __all__ = [
     "check_saddle_stall",
     "check_slow_convergence",
     "check_vanishing_gradients",
+    "divergence_loss_ratio",
+    "oscillation_amplitude",
+    "plateau_window_change",
+    "saddle_grad_to_loss",
 ]

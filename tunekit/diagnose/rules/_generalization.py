@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from tunekit.diagnose import _remedies as R
-from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import fmt, median
 from tunekit.diagnose._types import Finding, FindingCode, Severity
+from tunekit.record import RunRecord
 
 GAP_MIN_CHECKS = 4  # validation checks needed before a trend means anything
 GAP_RISE_WARNING = 0.20  # validation loss 20% above its best, two checks or more after it: overfitting (warning)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from tunekit.diagnose import _remedies as R
-from tunekit.diagnose._record import RunContext, RunRecord
+from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import (
+    TARGET_UPDATE_RATIO,
     best_block_median,
     fmt,
     halves_change,
@@ -16,6 +17,7 @@ from tunekit.diagnose._stats import (
     smooth,
 )
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
+from tunekit.record import RunRecord
 
 GROWTH_WINDOW = 5  # steps over which the pre-divergence growth of the gradient norm is measured
 LATE_DIVERGENCE_FRACTION = 0.5  # a divergence after half the planned steps is "late" (guide FAQ: stale beta2)
@@ -23,7 +25,6 @@ LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan i
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
 BLOW_UP_FACTOR = 100.0  # or the loss blew up to 100x its initial value and the run never got below its start
-TARGET_UPDATE_RATIO = 1e-3  # a healthy step moves the weights by ~1e-3 of their size (Karpathy's rule of thumb)
 LR_CUT = (10.0, 1000.0)  # a diverged run's LR is divided by its update ratio over the target, within these
 # bounds: at least the guide's "reduce by a factor of 10", at most three decades in one remedy
 SPIKE_FACTOR = 10.0  # a gradient norm 10x the median of the steps before it is a spike
@@ -40,6 +41,24 @@ OSCILLATION_LEVEL = 0.8  # ... while the loss is above 80% of its initial value 
 OSCILLATION_REGRESSION = 1.5  # ... or 1.5x above the best it reached before (it lost ground)
 OSCILLATION_PROGRESS = -0.05  # ... and the window's second half is not 5% lower than its first
 SMOOTH_STEPS = 9  # running-median width used to find the best loss reached (single batches are noisy)
+RECENT_FRACTION = 0.1  # divergence and recovery are judged on the last 10% of the run ...
+RECENT_RANGE = (5, 100)  # ... at least 5 and at most 100 steps
+DIVERGENCE_MIN_STEPS = 10  # a finite-loss divergence needs this many steps to be told from noise
+NEVER_LEARNED = 0.9  # a blown-up run whose recent loss is above 90% of its start never learned
+LATE_LOOKBACK = 50  # steps before a late divergence whose loss says whether the run had been learning ...
+LATE_LEARNED = 0.7  # ... it had, if their median was under 70% of the initial loss
+SPIKE_DAMAGE_LAG = 6  # a spike's damage is read from the losses this many steps after it
+DAMAGE_WINDOW = 5  # medians of this many losses before and after a spike
+EARLY_SMOOTH = 5  # running-median width of the early loss
+OSCILLATION_FRACTION = 0.25  # oscillation is judged on the last quarter of the run ...
+OSCILLATION_MAX_STEPS = 400  # ... at most this many steps
+OSCILLATION_BEST_BLOCKS = 4  # the best level before the window: medians of blocks a quarter of the window long
+IQR_PER_SIGMA = 1.35  # a normal distribution's interquartile range is 1.35 standard deviations
+MEDIAN_SE = 1.25  # the standard error of a median is 1.25 sigma/sqrt(n) (normal data)
+EARLY_LR_CUT = 3.0  # early instability and spikes: a third of the LR
+OSCILLATION_LR_CUT = 3.0  # oscillation: a third of the LR (half a decade: enough to stop jumping across the valley)
+WARMUP_HEAD_MIN = 3  # a warmup is read from the first 10% of the LRs, at least this many ...
+WARMUP_START_FRACTION = 0.5  # ... starting below half the run's peak LR
 
 
 def _healthy_grad_norm(grad_norm: np.ndarray, before: int) -> float | None:
@@ -52,9 +71,9 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The loss became non-finite, or rose far above where it started and stayed there."""
     if record.first_nonfinite_step is not None:
         return _nonfinite(record, ctx)
-    if record.initial_loss is None or len(record) < 10:
+    if record.initial_loss is None or len(record) < DIVERGENCE_MIN_STEPS:
         return None
-    n = recent_window(len(record), 0.1, 5, 100)
+    n = recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE)
     recent = median(record.loss[-n:])
     sm = smooth(record.loss, SMOOTH_STEPS)
     best = float(np.nanmin(sm))
@@ -101,7 +120,7 @@ def _blew_up_and_never_learned(record: RunRecord, recent: float) -> bool:
     initial = record.initial_loss or 0.0
     with np.errstate(invalid="ignore"):
         blew = bool(np.any(record.loss > BLOW_UP_FACTOR * initial))
-    return initial > 0 and blew and recent >= 0.9 * initial
+    return initial > 0 and blew and recent >= NEVER_LEARNED * initial
 
 
 def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
@@ -130,13 +149,14 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
                    "the cause: check the data for NaN/inf, the labels' range and the loss function."),
             R.note(RemedyCode.NORMALIZE_INPUTS, "Standardize the inputs (zero mean, unit variance): huge raw features "
                    "overflow the first layer."),
-            R.lower_lr(ctx, 10, "if the data is clean, a smaller step is the next thing to try"),
+            R.lower_lr(ctx, LR_CUT[0], "if the data is clean, a smaller step is the next thing to try"),
         ]
         message = f"{what} was {value} at the first step, before any update"
     elif ctx.is_adam and _is_late(record, s):
         remedies = [R.lower_beta2(ctx),
                     R.decay_lr(ctx, "decaying the step to zero keeps late steps from outgrowing a stale second moment"),
-                    R.clip_gradients(ctx, healthy), R.lower_lr(ctx, 10, "a smaller step leaves more room for error")]
+                    R.clip_gradients(ctx, healthy),
+                    R.lower_lr(ctx, LR_CUT[0], "a smaller step leaves more room for error")]
         message = (f"{what} became {value} at step {s}, late in a run that had been training well: with "
                    f"beta2={ctx.beta2} Adam's second-moment estimate can go stale")
     else:
@@ -160,8 +180,8 @@ def _is_late(record: RunRecord, step: int) -> bool:
     if not late or record.initial_loss is None:
         return False
     idx = int(np.searchsorted(record.steps, step))
-    earlier = record.loss[max(0, idx - 50) : idx]
-    return bool(len(earlier)) and median(earlier) < 0.7 * record.initial_loss  # it had been learning
+    earlier = record.loss[max(0, idx - LATE_LOOKBACK) : idx]
+    return bool(len(earlier)) and median(earlier) < LATE_LEARNED * record.initial_loss  # it had been learning
 
 
 def _early_limit(record: RunRecord) -> int:
@@ -171,23 +191,23 @@ def _early_limit(record: RunRecord) -> int:
 
 def _has_warmup(record: RunRecord) -> bool:
     """A schedule that starts the LR below its later peak (linear warmup and kin)."""
-    head = record.lr[: max(3, len(record.lr) // 10)]
-    return len(head) >= 3 and head[0] < 0.5 * float(np.max(record.lr))
+    head = record.lr[: max(WARMUP_HEAD_MIN, int(EARLY_FRACTION * len(record.lr)))]
+    return len(head) >= WARMUP_HEAD_MIN and head[0] < WARMUP_START_FRACTION * float(np.max(record.lr))
 
 
 def _spikes(record: RunRecord) -> np.ndarray:
     """Indices of steps whose gradient norm spiked and the loss after it rose (damaging spikes)."""
     g = record.grad_norm
-    if len(g) < 10:
+    if len(g) < DIVERGENCE_MIN_STEPS:
         return np.array([], dtype=int)
     base = rolling_median(g, SPIKE_HISTORY)
     with np.errstate(invalid="ignore"):
         candidates = np.flatnonzero(g > SPIKE_FACTOR * base)
-    candidates = candidates[candidates + 6 < len(g)]  # a spike needs steps after it to show damage
+    candidates = candidates[candidates + SPIKE_DAMAGE_LAG < len(g)]  # a spike needs steps after it to show damage
     if not len(candidates):
         return candidates
-    trailing = rolling_median(record.loss, 5)  # median of the 5 losses before each step
-    before, after = trailing[candidates], trailing[candidates + 6]  # ... and of the 5 after the spike
+    trailing = rolling_median(record.loss, DAMAGE_WINDOW)  # median of the losses before each step ...
+    before, after = trailing[candidates], trailing[candidates + SPIKE_DAMAGE_LAG]  # ... and of those after the spike
     floor = SPIKE_MIN_DAMAGE * (record.initial_loss or 0.0)
     with np.errstate(invalid="ignore"):
         hurt = after > np.maximum(SPIKE_LOSS_FACTOR * before, before + floor)
@@ -204,7 +224,7 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     worst = float(np.max(record.grad_norm[spikes]))
     healthy = median(record.grad_norm)
     clip = R.clip_gradients(ctx, healthy)
-    lower = R.lower_lr(ctx, 3, "smaller steps keep a steep wall from throwing the weights far")
+    lower = R.lower_lr(ctx, EARLY_LR_CUT, "smaller steps keep a steep wall from throwing the weights far")
     remedies = (lower, clip)  # the primer's order for exploding losses: lower the LR, then clip
     return Finding(
         FindingCode.EXPLODING_GRADIENTS, Severity.WARNING, int(record.steps[i]),
@@ -221,17 +241,17 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     if record.initial_loss is None or record.last_step < 2 * limit:
         return None
     early = record.steps < limit
-    sm = smooth(record.loss[early], 5)
+    sm = smooth(record.loss[early], EARLY_SMOOTH)
     peak_i = int(np.nanargmax(sm)) if len(sm) and np.isfinite(sm).any() else 0
     peak = float(sm[peak_i]) if len(sm) else float("nan")
     spikes = [i for i in _spikes(record) if record.steps[i] < limit]
     blew_up = peak > EARLY_SPIKE_FACTOR * record.initial_loss
     if not (blew_up or spikes):
         return None
-    if median(record.loss[-recent_window(len(record), 0.1, 5, 100):]) >= record.initial_loss:
+    if median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):]) >= record.initial_loss:
         return None  # it never recovered: that is divergence or a stall, not an early hiccup
     step = int(record.steps[peak_i]) if blew_up else int(record.steps[spikes[0]])
-    remedies = [R.lower_lr(ctx, 3, "the first steps overshoot before the optimizer's statistics settle")]
+    remedies = [R.lower_lr(ctx, EARLY_LR_CUT, "the first steps overshoot before the optimizer's statistics settle")]
     if not _has_warmup(record):
         remedies.insert(0, R.add_warmup(ctx, record.total_steps, at_least=2 * step))
     remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
@@ -242,24 +262,45 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
                    {"early_loss_peak": peak, "initial_loss": record.initial_loss, "lr": ctx.lr}, tuple(remedies))
 
 
+def _oscillation_window(record: RunRecord) -> int:
+    return recent_window(len(record), OSCILLATION_FRACTION, OSCILLATION_MIN_STEPS, OSCILLATION_MAX_STEPS)
+
+
+def _relative_iqr(window: np.ndarray) -> float:
+    q1, q3 = np.nanpercentile(window, [25, 75]) if np.isfinite(window).any() else (np.nan, np.nan)
+    return float(q3 - q1) / max(median(window), 1e-12)
+
+
+def oscillation_amplitude(record: RunRecord) -> float:
+    """The oscillation rule's statistic: the loss's interquartile range over its median, in the rule's window."""
+    return _relative_iqr(record.loss[-_oscillation_window(record):]) if len(record) else float("nan")
+
+
+def divergence_loss_ratio(record: RunRecord) -> float:
+    """The divergence rule's statistic: the recent loss (median of the rule's window) over the initial loss."""
+    if not record.initial_loss or not len(record):
+        return float("nan")
+    return median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):]) / record.initial_loss
+
+
 def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The loss swings up and down without net progress while still far from converged."""
     if record.initial_loss is None or len(record) < OSCILLATION_MIN_STEPS:
         return None
-    n = recent_window(len(record), 0.25, OSCILLATION_MIN_STEPS, 400)
+    n = _oscillation_window(record)
     window = record.loss[-n:]
     level = median(window)
-    q1, q3 = np.percentile(window, [25, 75])
-    amplitude = float(q3 - q1) / max(level, 1e-12)
+    amplitude = _relative_iqr(window)
     progress = halves_change(window)
-    best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // 4))
+    best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // OSCILLATION_BEST_BLOCKS))
     far = level > OSCILLATION_LEVEL * record.initial_loss or level > OSCILLATION_REGRESSION * best
     # The medians of two noisy halves differ by chance: count a fall only beyond twice its standard
     # error (IQR/1.35 estimates the spread; the median's error is 1.25 spread/sqrt(n)).
-    noise = 2 * 1.25 * (amplitude / 1.35) / np.sqrt(max(n // 2, 1))
+    noise = 2 * MEDIAN_SE * (amplitude / IQR_PER_SIGMA) / np.sqrt(max(n // 2, 1))
     if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > min(OSCILLATION_PROGRESS, -noise)):
         return None
-    remedies = [R.lower_lr(ctx, 3, "the steps are large enough to jump across the valley instead of down it")]
+    remedies = [R.lower_lr(ctx, OSCILLATION_LR_CUT,
+                           "the steps are large enough to jump across the valley instead of down it")]
     if ctx.is_adam:
         remedies.append(R.lower_beta1(ctx))
     elif (ctx.momentum or 0.0) < 0.9:

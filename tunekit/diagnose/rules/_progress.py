@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from tunekit.diagnose import _remedies as R
-from tunekit.diagnose._record import RunContext, RunRecord
-from tunekit.diagnose._stats import fmt, halves_change, median, recent_window, smooth
+from tunekit.diagnose._context import RunContext
+from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, halves_change, median, recent_window, smooth
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
+from tunekit.record import RunRecord
 
 STALL_MIN_STEPS = 40  # fewer steps than this say nothing about progress
 FLAT_CHANGE = -0.02  # a window whose second half is not 2% below its first half is flat
@@ -27,16 +28,24 @@ STALL_BAND = 0.03  # the stall began where the (smoothed) loss last left a 3% ba
 SADDLE_GRAD_TO_LOSS = 1e-2  # gradient norm under 1% of the loss value is "tiny": first-order steps crawl
 SLOW_PROGRESS = 0.8  # after the first window, a loss still above 80% of the initial is slow progress
 SLOW_UPDATE_RATIO = 1e-4  # updates under 1e-4 of the weights per step are too small (healthy ~1e-3)
-TARGET_UPDATE_RATIO = 1e-3  # the update/weight ratio a healthy run has (Karpathy's rule of thumb)
+SLOW_RAISE = (3.0, 100.0)  # a too-low LR is raised towards the healthy update ratio, by at least 3x, at most 100x
+SLOW_RAISE_BLIND = 10.0  # ... or by 10x when no update ratio was sampled
+SADDLE_RAISE = 10.0  # a saddle's LR remedy: ten times larger steps
+WINDOW_FRACTION = 0.3  # the stall rules look at the last 30% of the run ...
+WINDOW_MAX = 1000  # ... at most this many steps
+STALL_SMOOTH = 9  # running-median width used to find where the loss went flat
+VANISHING_MIN_STEPS = 10  # steps needed before per-layer medians mean anything
+LEARNING_FRACTION = 0.5  # a run whose loss halved is learning: vanishing gradients there are only a hint
 PLATEAU_PROGRESS = 0.7  # a plateau comes after real progress: loss below 70% of the initial
 PLATEAU_FLOOR = 0.02  # below 2% of the initial loss the run has converged, it is not stuck
 PLATEAU_LR_CONSTANT = 1.25  # LR max/min over the window under this = no decay is happening
+PLATEAU_STEP_CUT = 10.0  # a plateau's second remedy: one step decay by ten (the guide's usual factor)
 VANISHING_RATIO = 1e-3  # first/last layer gradient-norm ratio under 1e-3 (AUTOTRAINER's threshold)
 VANISHING_MIN_LAYERS = 3  # the ratio means little for networks of one or two layers
 
 
 def _window(record: RunRecord) -> int:
-    return recent_window(len(record), 0.3, STALL_MIN_STEPS, 1000)
+    return recent_window(len(record), WINDOW_FRACTION, STALL_MIN_STEPS, WINDOW_MAX)
 
 
 def _update_ratio(record: RunRecord, since_step: int) -> float:
@@ -54,6 +63,18 @@ def _weight_grad_norm(record: RunRecord, n: int) -> float:
     return median(record.grad_norm[-n:])
 
 
+def saddle_grad_to_loss(record: RunRecord) -> float:
+    """The saddle rule's statistic: the largest layer's weight-gradient norm over the loss, in its window."""
+    n = _window(record)
+    return _weight_grad_norm(record, n) / max(median(record.loss[-n:]), 1e-12) if len(record) else float("nan")
+
+
+def plateau_window_change(record: RunRecord) -> float:
+    """The plateau rule's statistic: relative change of the loss from the first half of its window to the second
+    (negative while it still falls, about zero on a plateau)."""
+    return halves_change(record.loss[-_window(record):])
+
+
 def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
     """Loss flat near its starting value while the gradient is tiny: a saddle region, not a minimum."""
     if record.initial_loss is None or len(record) < STALL_MIN_STEPS:
@@ -65,12 +86,12 @@ def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
     if not (halves_change(loss) > FLAT_CHANGE and level > SADDLE_HIGH_LOSS * record.initial_loss
             and grad_to_loss < SADDLE_GRAD_TO_LOSS):
         return None
-    outside = np.flatnonzero(np.abs(smooth(record.loss, 9) - level) > STALL_BAND * level)
+    outside = np.flatnonzero(np.abs(smooth(record.loss, STALL_SMOOTH) - level) > STALL_BAND * level)
     start = int(record.steps[min(outside[-1] + 1, len(record) - 1) if len(outside) else 0])  # since it went flat
     remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region")]
     if (ctx.is_adam and (ctx.beta1 or 0.9) >= 0.95) or (not ctx.is_adam and (ctx.momentum or 0) >= 0.9):
         remedies = []  # momentum is already high; a larger step is the next lever
-    remedies.append(R.raise_lr(ctx, 10, "larger steps leave the near-zero-gradient region sooner"))
+    remedies.append(R.raise_lr(ctx, SADDLE_RAISE, "larger steps leave the near-zero-gradient region sooner"))
     init = R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or orthogonal): "
                   "a small init starts deep networks right at a saddle.")
     # Stuck from the first step: the init put it there, and no step size gets out in time (measured on the
@@ -101,11 +122,11 @@ def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None
     if np.isfinite(ratio):
         if ratio >= SLOW_UPDATE_RATIO:
             return None  # the steps are a healthy size; the problem lies elsewhere
-        factor = float(np.clip(TARGET_UPDATE_RATIO / max(ratio, 1e-12), 3, 100))
+        factor = float(np.clip(TARGET_UPDATE_RATIO / max(ratio, 1e-12), *SLOW_RAISE))
     else:
         if halves_change(record.loss[-n:]) > FLAT_CHANGE:
             return None  # without update sizes, only a steady slow descent points at the LR
-        factor = 10.0
+        factor = SLOW_RAISE_BLIND
     remedies = [R.raise_lr(ctx, factor, "the updates are far smaller than the weights, so each step changes little")]
     if not ctx.is_adam:
         remedies.append(R.switch_optimizer(ctx, "Adam scales each parameter's step and is less sensitive to the LR"))
@@ -134,7 +155,7 @@ def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
         return None
     noise = float(np.std(loss)) / max(level, 1e-12)
     remedies = [R.decay_lr(ctx, "the loss sits at the noise floor of this step size; a shrinking step settles "
-                           "lower"), R.lower_lr(ctx, 10, "a one-off step decay does the same")]
+                           "lower"), R.lower_lr(ctx, PLATEAU_STEP_CUT, "a one-off step decay does the same")]
     bigger = R.raise_batch_size(ctx, "a larger batch lowers the gradient noise that sets the floor")
     if bigger is not None:
         remedies.append(bigger)
@@ -149,9 +170,9 @@ def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
 def check_vanishing_gradients(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The first layers get orders of magnitude less gradient than the last ones."""
     norms = record.layer_grad_norms
-    if norms.ndim != 2 or norms.shape[1] < VANISHING_MIN_LAYERS or len(record) < 10:
+    if norms.ndim != 2 or norms.shape[1] < VANISHING_MIN_LAYERS or len(record) < VANISHING_MIN_STEPS:
         return None
-    n = recent_window(len(record), 0.3, 10, 1000)
+    n = recent_window(len(record), WINDOW_FRACTION, VANISHING_MIN_STEPS, WINDOW_MAX)
     per_layer = np.array([median(norms[-n:, j]) for j in range(norms.shape[1])])
     live = np.flatnonzero(per_layer > 0)  # frozen or unused layers have no gradient at all
     if len(live) < VANISHING_MIN_LAYERS:
@@ -162,7 +183,7 @@ def check_vanishing_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     if not ratio < VANISHING_RATIO or last < SADDLE_GRAD_TO_LOSS * level:
         return None  # no gap, or every layer's gradient is tiny (a saddle, not a vanishing chain)
     names = record.layer_names
-    learning = record.initial_loss is not None and level < 0.5 * record.initial_loss
+    learning = record.initial_loss is not None and level < LEARNING_FRACTION * record.initial_loss
     arch = R.note(RemedyCode.CHANGE_ARCHITECTURE,
                   "Replace saturating activations (" + (", ".join(ctx.saturating_layers[:3]) or "sigmoid/tanh")
                   + ") with ReLU/GELU, or add normalization layers or residual connections, so the gradient reaches "

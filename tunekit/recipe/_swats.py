@@ -1,11 +1,11 @@
-"""The Adam-then-SGD switch: the SWATS estimate of the SGD learning rate, and the optimizer swap.
+"""The SWATS estimate of the SGD learning rate that continues an Adam run (the two-stage switch).
 
 SWATS (Keskar & Socher 2017): with ``p`` Adam's step and ``g`` the gradient it was taken on, the SGD
 learning rate whose step has the same projection on the gradient is ``gamma = p.p / -(p.g)``; over the last
 Adam steps it is the LR SGD continues with (here their median, each capped as ``STEP_CAP`` says). Here
 ``gamma`` is divided by the schedule's multiplier at its step, so the estimate is a *base* LR and the
 schedule runs on unbroken after the switch; the switch callback scales it by ``1 - momentum`` for SGD with
-momentum, as SWATS' own update does.
+momentum, as SWATS' own update does. The swap itself is Trainer surgery, done by ``tunekit.callbacks.SwitchToSGD``.
 """
 
 from __future__ import annotations
@@ -64,36 +64,3 @@ class SwatsEstimate:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.samples = [list(s) for s in state.get("samples", [[] for _ in self.samples])]
-
-
-def swap_to_sgd(trainer: Any, base_lrs: list[float], momentum: float) -> torch.optim.SGD:
-    """Replace the Trainer's optimizer by SGD over the same param groups, LR schedule continued.
-
-    Each group's SGD LR is ``base_lr * m(step)`` with ``m`` the running schedule's multiplier now, so the
-    schedule's shape goes on where it was (no restart of warmup or cosine).
-    """
-    old = trainer.optimizers[0]
-    groups = []
-    for group, base in zip(old.param_groups, base_lrs, strict=True):
-        multiplier = group["lr"] / group.get("initial_lr", group["lr"])
-        groups.append({"params": group["params"], "weight_decay": group.get("weight_decay", 0.0),
-                       "lr": base * multiplier, "initial_lr": base})
-    sgd = torch.optim.SGD(groups, lr=groups[0]["lr"], momentum=momentum)
-    for config in trainer.lr_scheduler_configs:
-        config.scheduler = _continue_schedule(config.scheduler, sgd, base_lrs)
-    trainer.strategy.optimizers = [sgd]
-    return sgd
-
-
-def _continue_schedule(scheduler: Any, optimizer: torch.optim.Optimizer, base_lrs: list[float]) -> Any:
-    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
-        # A new LambdaLR on the same multipliers; its constructor takes one step, so start one back.
-        lrs = [g["lr"] for g in optimizer.param_groups]
-        new = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas, last_epoch=scheduler.last_epoch - 1)
-        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
-            group["lr"] = lr
-        new._last_lr = lrs
-        return new
-    scheduler.optimizer = optimizer  # other schedulers read their optimizer and base LRs each step
-    scheduler.base_lrs = list(base_lrs)
-    return scheduler

@@ -1,7 +1,7 @@
-"""What the rules read: the recorded series of a run and the optimizer settings it ran with.
+"""``RunRecord``: the recorded series of a run, as plain numpy arrays.
 
-Both are plain data (numpy arrays and floats) so a rule can be tested on a hand-made series without
-torch or a Trainer.
+The signals layer fills it, the diagnosis rules read it, the dashboards draw it; it needs neither torch nor
+Lightning, so a rule can be tested on a hand-made series.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class RunRecord:
         Example:
             >>> rec = RunRecord.from_series([2.3, 2.0, float("nan")], grad_norm=[1.0, 5.0, float("nan")])
             >>> rec.first_nonfinite_step, rec.initial_loss
-            (2, 2.15)
+            (2, 2.3)
         """
         loss_arr = _arr(loss)
         n = len(loss_arr)
@@ -139,40 +139,3 @@ def initial_loss_of(loss: np.ndarray) -> float | None:
     (a median of the first few would already move with a fast learner or a blow-up)."""
     finite = loss[np.isfinite(loss)]
     return float(finite[0]) if len(finite) else None
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """The optimizer settings a run is using now, read from the live optimizer and Trainer.
-
-    Remedies compute their absolute new values from these (the current LR divided by ten, ...).
-
-    Args:
-        optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, or another optimizer's lower-cased class name.
-        lr: learning rate of the first param group now.
-        lrs: learning rate of every param group now.
-        momentum: SGD momentum, or None for optimizers without it.
-        beta1, beta2: Adam's betas, or None.
-        weight_decay: the first param group's weight decay.
-        gradient_clip_val: the Trainer's clipping threshold, or None when off.
-        batch_size: the training loader's batch size (per device), if known.
-        accumulate_grad_batches: micro-batches per optimizer step.
-        saturating_layers: names of sigmoid/tanh modules found in the model.
-    """
-
-    optimizer: str = "sgd"
-    lr: float = 1e-3
-    lrs: tuple[float, ...] = ()
-    momentum: float | None = None
-    beta1: float | None = None
-    beta2: float | None = None
-    weight_decay: float = 0.0
-    gradient_clip_val: float | None = None
-    batch_size: int | None = None
-    accumulate_grad_batches: int = 1
-    saturating_layers: tuple[str, ...] = ()
-
-    @property
-    def is_adam(self) -> bool:
-        """Adam-family optimizers (Adam, AdamW and relatives that have betas)."""
-        return self.beta1 is not None or self.optimizer in ("adam", "adamw")

@@ -12,7 +12,7 @@ from typing import Any
 
 import optuna
 
-from tunekit.exceptions import ConfigError, StorageError
+from tunekit.exceptions import StorageError
 
 HEARTBEAT_INTERVAL = 20  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long is stale: failed and retried (the issue asks for under two minutes)
@@ -38,13 +38,19 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):])
 
 
-def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL,
-                 grace_period: int = GRACE_PERIOD) -> optuna.storages.RDBStorage:
-    """Open (or create) the RDB storage; an unreachable one is a one-line ``StorageError``."""
+def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_period: int = GRACE_PERIOD, *,
+                 create: bool = True) -> optuna.storages.RDBStorage:
+    """Open the RDB storage; an unreachable one is a one-line ``StorageError``.
+
+    ``create=False`` is for reading: a missing SQLite file is an error (nothing is created) and no table is
+    created in a database that has none.
+    """
     if "://" not in url:
-        raise StorageError(f"storage {url!r} is not a database URL: use e.g. sqlite:///tunekit.db or "
+        raise StorageError(f"storage {url!r} is not a database URL: use e.g. {DEFAULT_STORAGE} or "
                            "postgresql://user@host/db.")
     path = sqlite_path(url)
+    if path is not None and not create and not path.exists():
+        raise StorageError(f"no study storage at {url}: the file {str(path)!r} does not exist.")
     if path is not None and not path.parent.exists():
         raise StorageError(f"cannot create storage {url}: the folder {str(path.parent)!r} does not exist.")
     try:
@@ -52,7 +58,7 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL,
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             failed_trial_callback=None,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            engine_kwargs=_engine_kwargs(url),
+            engine_kwargs=_engine_kwargs(url), skip_table_creation=not create,
         )
     except Exception as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
@@ -65,35 +71,3 @@ def _engine_kwargs(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 60}}  # several worker processes share the file
     return {}
-
-
-def make_sampler(spec: dict[str, Any], seed: int) -> optuna.samplers.BaseSampler:
-    """``sampler: {name: tpe|random, ...options}`` (TPE by default)."""
-    options = {k: v for k, v in spec.items() if k != "name"}
-    name = spec.get("name", "tpe")
-    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
-    if name not in samplers:
-        raise ConfigError(f"sampler: {name!r} is not one of {', '.join(samplers)}.")
-    try:
-        return samplers[name](seed=seed, **options)
-    except TypeError as err:
-        raise ConfigError(f"sampler: {name}: {err}") from None
-
-
-def make_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
-    """``pruner: {name: median|percentile|hyperband|successive_halving|none, ...options}`` (median by default)."""
-    options = {k: v for k, v in spec.items() if k != "name"}
-    name = spec.get("name", "median")
-    pruners: dict[str, Any] = {
-        "median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
-        "hyperband": optuna.pruners.HyperbandPruner, "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
-        "none": optuna.pruners.NopPruner,
-    }
-    if name not in pruners:
-        raise ConfigError(f"pruner: {name!r} is not one of {', '.join(pruners)}.")
-    if name == "median":
-        options = {"n_startup_trials": 3, "n_warmup_steps": 1, **options}
-    try:
-        return pruners[name](**options)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"pruner: {name}: {err}") from None

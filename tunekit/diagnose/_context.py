@@ -1,0 +1,42 @@
+"""``RunContext``: the optimizer settings a run is using now, which the remedies compute their changes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """The optimizer settings a run is using now, read from the live optimizer and Trainer.
+
+    Remedies compute their absolute new values from these (the current LR divided by ten, ...).
+
+    Args:
+        optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, or another optimizer's lower-cased class name.
+        lr: learning rate of the first param group now.
+        lrs: learning rate of every param group now.
+        momentum: SGD momentum, or None for optimizers without it.
+        beta1, beta2: Adam's betas, or None.
+        weight_decay: the first param group's weight decay.
+        gradient_clip_val: the Trainer's clipping threshold, or None when off.
+        batch_size: the training loader's batch size (per device), if known.
+        accumulate_grad_batches: micro-batches per optimizer step.
+        saturating_layers: names of sigmoid/tanh modules found in the model.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 1e-3
+    lrs: tuple[float, ...] = ()
+    momentum: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    weight_decay: float = 0.0
+    gradient_clip_val: float | None = None
+    batch_size: int | None = None
+    accumulate_grad_batches: int = 1
+    saturating_layers: tuple[str, ...] = ()
+
+    @property
+    def is_adam(self) -> bool:
+        """Adam-family optimizers (Adam, AdamW and relatives that have betas)."""
+        return self.beta1 is not None or self.optimizer in ("adam", "adamw")

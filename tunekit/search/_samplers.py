@@ -1,0 +1,41 @@
+"""The samplers and pruners a config's ``sampler:`` and ``pruner:`` sections name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from tunekit.exceptions import ConfigError
+
+
+def make_sampler(spec: dict[str, Any], seed: int) -> optuna.samplers.BaseSampler:
+    """``sampler: {name: tpe|random, ...options}`` (TPE by default)."""
+    options = {k: v for k, v in spec.items() if k != "name"}
+    name = spec.get("name", "tpe")
+    samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+    if name not in samplers:
+        raise ConfigError(f"sampler: {name!r} is not one of {', '.join(samplers)}.")
+    try:
+        return samplers[name](seed=seed, **options)
+    except TypeError as err:
+        raise ConfigError(f"sampler: {name}: {err}") from None
+
+
+def make_pruner(spec: dict[str, Any]) -> optuna.pruners.BasePruner:
+    """``pruner: {name: median|percentile|hyperband|successive_halving|none, ...options}`` (median by default)."""
+    options = {k: v for k, v in spec.items() if k != "name"}
+    name = spec.get("name", "median")
+    pruners: dict[str, Any] = {
+        "median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
+        "hyperband": optuna.pruners.HyperbandPruner, "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "none": optuna.pruners.NopPruner,
+    }
+    if name not in pruners:
+        raise ConfigError(f"pruner: {name!r} is not one of {', '.join(pruners)}.")
+    if name == "median":
+        options = {"n_startup_trials": 3, "n_warmup_steps": 1, **options}
+    try:
+        return pruners[name](**options)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"pruner: {name}: {err}") from None

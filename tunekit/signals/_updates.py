@@ -1,0 +1,51 @@
+"""The update-to-weight ratio ``||w_after - w_before|| / ||w_before||``, sampled every few steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class UpdateSampler:
+    """Copies the weights before a sampled optimizer step (one copy, released after it) and measures how far
+    the step moved them; the ratios stay on the device until ``read``."""
+
+    def __init__(self, params: list[torch.Tensor], device: torch.device) -> None:
+        self.params = params
+        self.device = device
+        self._before: list[torch.Tensor] | None = None
+        self._before_norm: torch.Tensor | None = None
+        self._step = -1
+        self._rows: list[torch.Tensor] = []
+        self._steps: list[int] = []
+
+    @property
+    def pending(self) -> bool:
+        return self._before is not None
+
+    def before(self, step: int) -> None:
+        with torch.no_grad():
+            weights = [p.detach() for p in self.params]
+            self._before = list(torch._foreach_mul(weights, 1.0))
+            self._before_norm = torch.stack(torch._foreach_norm(weights, 2, dtype=torch.float32))
+        self._step = step
+
+    def after(self) -> None:
+        before = self._before or []
+        with torch.no_grad():
+            torch._foreach_sub_(before, [p.detach() for p in self.params])  # in place: before - after
+            diff = torch.stack(torch._foreach_norm(before, 2, dtype=torch.float32))
+            self._rows.append(torch.stack([diff.to(self.device).square().sum(),
+                                           self._before_norm.to(self.device).square().sum()]))  # type: ignore[union-attr]
+        self._steps.append(self._step)
+        self._before = None
+
+    def read(self) -> np.ndarray:
+        """Rows of (step, ratio) sampled since the last read."""
+        if not self._rows:
+            return np.zeros((0, 2))
+        sums = torch.stack(self._rows).cpu().double().numpy()
+        ratio = np.sqrt(sums[:, 0]) / np.maximum(np.sqrt(sums[:, 1]), 1e-12)
+        out = np.column_stack([np.asarray(self._steps, dtype=float), ratio])
+        self._rows, self._steps = [], []
+        return out
