@@ -7,15 +7,21 @@ on the machine does not inflate it).
 
 Two measurements:
 
-* **paired epochs** (the precise one): in each fit, tunekit's recorder (or Lightning's grad-norm
-  logging) is switched on and off on alternate epochs, so "with" and "without" run in the same process,
-  on the same allocator state, a few milliseconds apart. The ratio is the median over epoch pairs.
+* **paired blocks** (the precise one): in each fit, tunekit's recorder (or Lightning's grad-norm
+  logging) is switched on and off on alternate blocks of ``--block`` steps, so "with" and "without" run in the
+  same process, on the same allocator state, milliseconds apart (on this shared VM the machine's speed drifts
+  by several percent within a second, so short blocks pair better than whole epochs). A step is timed from one
+  batch start to the next, so its hooks, the periodic read-backs and rule checks count. Reported: the median
+  of the per-pair ratios, and the ratio of the total on-time to the total off-time with a bootstrap 90%
+  interval. With the recorder off the Diagnoser's hooks still run (and return at once), so the ratio is the
+  cost of the recording, the read-backs, the logging and the checks; the few microseconds Lightning spends
+  calling one more callback's hooks are in the separate-fits figure.
 * **separate fits**, interleaved in random order within each round: none, Diagnoser, Lightning's
   documented ``self.log_dict(grad_norm(self, norm_type=2))`` in ``on_before_optimizer_step``, and
   ``wandb.watch(model, log="all", log_freq=1)`` with W&B offline (``--no-wandb`` skips it), which cannot
   be switched per epoch. Noisier: fits differ by a few percent on their own.
 
-    python benchmarks/overhead.py [--fits 6] [--epochs 20] [--rounds 6] [--no-wandb]
+    python benchmarks/overhead.py [--fits 6] [--epochs 20] [--block 4] [--rounds 6] [--no-wandb]
 """
 
 from __future__ import annotations
@@ -44,20 +50,51 @@ HIDDEN = (512, 512, 512)
 
 
 class EpochTimer(Callback):
-    """CPU time per optimizer step of each training epoch; optionally toggles a switch every epoch."""
+    """CPU time per optimizer step of each training epoch (the separate-fits measurement)."""
 
-    def __init__(self, toggle: Any = None) -> None:
+    def __init__(self) -> None:
         self.per_step: list[float] = []
-        self.toggle = toggle  # callable(trainer, pl_module, on: bool)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self.toggle is not None:
-            self.toggle(trainer, pl_module, trainer.current_epoch % 2 == 1)
         self._start, self._step0 = time.process_time(), trainer.global_step
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         steps = trainer.global_step - self._step0
         self.per_step.append((time.process_time() - self._start) / max(steps, 1))
+
+
+class BlockTimer(Callback):
+    """Switches ``toggle`` on and off on alternate blocks of ``block`` steps and times each step (CPU time from
+    one batch start to the next); steps that span an epoch boundary are left out."""
+
+    def __init__(self, toggle: Any, block: int) -> None:
+        self.toggle, self.block = toggle, block
+        self.steps: list[tuple[int, bool, float]] = []  # (block index, on, seconds)
+        self._last: tuple[float, int, bool] | None = None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        now, step = time.process_time(), trainer.global_step
+        if self._last is not None and batch_idx > 0:
+            start, prev, on = self._last
+            self.steps.append((prev // self.block, on, now - start))
+        on = (step // self.block) % 2 == 1
+        self.toggle(trainer, pl_module, on)
+        self._last = (time.process_time(), step, on)
+
+    def pairs(self, skip_steps: int) -> list[tuple[float, float]]:
+        """(on, off) mean step times of adjacent block pairs, after ``skip_steps`` of warm-up."""
+        blocks: dict[int, list[float]] = {}
+        kinds: dict[int, bool] = {}
+        for b, on, t in self.steps:
+            if b * self.block >= skip_steps:
+                blocks.setdefault(b, []).append(t)
+                kinds[b] = on
+        out = []
+        for b in sorted(blocks):
+            if kinds[b] and (b - 1) in blocks and not kinds[b - 1]:
+                out.append((statistics.mean(blocks[b]), statistics.mean(blocks[b - 1])))
+        return out
 
 
 class LightningGradNorm(MLP):
@@ -85,15 +122,16 @@ def _trainer(epochs: int, callbacks: list[Callback], logger: Any) -> pl.Trainer:
                       num_sanity_val_steps=0, log_every_n_steps=50)
 
 
-def paired(tool: str, epochs: int, logdir: str) -> list[float]:
-    """Per-pair ratios (on / off) of consecutive epochs in one fit."""
+def paired(tool: str, epochs: int, block: int, logdir: str) -> list[tuple[float, float]]:
+    """(on, off) step times of adjacent blocks in one fit."""
     pl.seed_everything(0, verbose=False)
     if tool == "diagnoser":
         diagnoser = Diagnoser(verbose=False, save=False)
         model: MLP = MLP(hidden=HIDDEN)
 
         def toggle(trainer: pl.Trainer, pl_module: pl.LightningModule, on: bool) -> None:
-            diagnoser.recorder.enabled = on
+            if diagnoser.attached:
+                diagnoser.recorder.enabled = on
 
         callbacks: list[Callback] = [diagnoser]
     else:
@@ -103,10 +141,18 @@ def paired(tool: str, epochs: int, logdir: str) -> list[float]:
             pl_module.track = on  # type: ignore[attr-defined]
 
         callbacks = []
-    timer = EpochTimer(toggle)
+    timer = BlockTimer(toggle, block)
     _trainer(epochs, [timer, *callbacks], CSVLogger(logdir, name=tool)).fit(model, _loader())
-    times = timer.per_step[2:]  # drop the warm-up pair
-    return [times[i + 1] / times[i] for i in range(0, len(times) - 1, 2)]
+    return timer.pairs(skip_steps=2 * 23)  # the first two epochs warm up
+
+
+def _ratio_of_totals(pairs: list[tuple[float, float]], rng: random.Random) -> tuple[float, float, float]:
+    """sum(on) / sum(off), with a bootstrap 90% interval over the pairs."""
+    def ratio(sample: list[tuple[float, float]]) -> float:
+        return sum(on for on, _ in sample) / sum(off for _, off in sample)
+
+    boots = sorted(ratio([pairs[rng.randrange(len(pairs))] for _ in pairs]) for _ in range(1000))
+    return ratio(pairs), boots[50], boots[949]
 
 
 def separate(config: str, epochs: int, logdir: str) -> float:
@@ -137,6 +183,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fits", type=int, default=6, help="fits per tool in the paired measurement")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per paired fit (even)")
+    parser.add_argument("--block", type=int, default=4, help="steps per on/off block in the paired measurement")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of separate fits")
     parser.add_argument("--no-wandb", action="store_true")
     args = parser.parse_args()
@@ -147,12 +194,12 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as logdir:
-        pair_ratios: dict[str, list[float]] = {"diagnoser": [], "lightning": []}
+        pairs: dict[str, list[tuple[float, float]]] = {"diagnoser": [], "lightning": []}
         for f in range(args.fits):
-            for tool in rng.sample(list(pair_ratios), k=2):
-                pair_ratios[tool] += paired(tool, args.epochs, logdir)
+            for tool in rng.sample(list(pairs), k=2):
+                pairs[tool] += paired(tool, args.epochs, args.block, logdir)
             print(f"paired fit {f + 1}/{args.fits}: " + "  ".join(
-                f"{t} {statistics.median(r):.3f}x" for t, r in pair_ratios.items()), flush=True)
+                f"{t} {statistics.median(on / off for on, off in p):.3f}x" for t, p in pairs.items()), flush=True)
         configs = ["none", "diagnoser", "lightning"] + ([] if args.no_wandb else ["wandb_watch"])
         times: dict[str, list[float]] = {c: [] for c in configs}
         for r in range(args.rounds):
@@ -162,10 +209,14 @@ def main() -> None:
                   flush=True)
     print("\nMLP 64-512-512-512-10, sklearn digits, batch 64, CPU, 1 thread")
     if args.fits:
-        print(f"\npaired epochs ({sum(len(r) for r in pair_ratios.values())} epoch pairs): ratio = on / off")
-        print(f"{'tool':<12}{'ratio':>9}   {'q1-q3':>13}")
-        for tool, ratios in pair_ratios.items():
-            print(f"{tool:<12}{statistics.median(ratios):>8.3f}x   {_quartiles(ratios)}")
+        n = min(len(p) for p in pairs.values())
+        print(f"\npaired blocks of {args.block} steps ({n} pairs per tool): ratio = on / off")
+        print(f"{'tool':<12}{'median':>9}   {'q1-q3':>13}   {'total on/off':>12}   {'90% interval':>13}")
+        for tool, p in pairs.items():
+            ratios = [on / off for on, off in p]
+            total, low, high = _ratio_of_totals(p, rng)
+            print(f"{tool:<12}{statistics.median(ratios):>8.3f}x   {_quartiles(ratios)}   {total:>11.3f}x   "
+                  f"{low:.3f}-{high:.3f}")
     if not args.rounds:
         return
     base = times["none"]

@@ -45,7 +45,7 @@ class Monitor(Callback):
 
     rules: ClassVar[tuple[Rule, ...]] = ()
 
-    def __init__(self, *, log_metrics: bool = True, flush_every: int = 32, update_ratio_every: int = 100) -> None:
+    def __init__(self, *, log_metrics: bool = True, flush_every: int = 64, update_ratio_every: int = 100) -> None:
         if flush_every < 1:
             raise ConfigError(f"flush_every must be >= 1, but got {flush_every=}.")
         if update_ratio_every < 0:
@@ -150,7 +150,8 @@ class Monitor(Callback):
             return
         record = self.recorder.record(flush=False)  # only what the last read-back brought: no extra sync
         every = max(1, trainer.log_every_n_steps)  # type: ignore[attr-defined]
-        rows = np.flatnonzero((record.steps > self._logged_step) & ((record.steps + 1) % every == 0))
+        new = int(np.searchsorted(record.steps, self._logged_step, side="right"))  # steps are in order
+        rows = new + np.flatnonzero((record.steps[new:] + 1) % every == 0)
         points = [(int(record.steps[i]), self.step_metrics(record, int(i))) for i in rows]
         points += self.sampled_metrics(record, self._logged_step)
         if not points:

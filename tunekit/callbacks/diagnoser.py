@@ -75,7 +75,7 @@ class Diagnoser(Monitor):
         dirpath: str | Path | None = None,
         save: bool = True,
         verbose: bool = True,
-        flush_every: int = 32,
+        flush_every: int = 64,
         update_ratio_every: int = 100,
     ) -> None:
         super().__init__(log_metrics=False, flush_every=flush_every, update_ratio_every=update_ratio_every)

@@ -32,7 +32,7 @@ class SignalRecorder:
         capacity: rows kept per table; older rows are thinned beyond it (see ``BoundedTable``).
     """
 
-    def __init__(self, flush_every: int = 32, update_ratio_every: int = 100, capacity: int = 4096) -> None:
+    def __init__(self, flush_every: int = 64, update_ratio_every: int = 100, capacity: int = 4096) -> None:
         if flush_every < 1:
             raise ValueError(f"flush_every must be >= 1, but got {flush_every=}.")
         if update_ratio_every < 0:
@@ -99,7 +99,7 @@ class SignalRecorder:
         new_bad = False
         if self.history.first_nonfinite_step is None:
             watched = steps.step_loss() if self.check_loss_every_step or self.history.grad_scaler else None
-            bad = self._watch.check(steps.step_norms().sum() if watched is None else watched,  # type: ignore[union-attr]
+            bad = self._watch.check(steps.step_norm_sum() if watched is None else watched,  # type: ignore[union-attr]
                                     steps.step)
             if bad is not None:
                 self.history.note_nonfinite(bad)

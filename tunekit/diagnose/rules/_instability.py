@@ -267,8 +267,11 @@ def _oscillation_window(record: RunRecord) -> int:
 
 
 def _relative_iqr(window: np.ndarray) -> float:
-    q1, q3 = np.nanpercentile(window, [25, 75]) if np.isfinite(window).any() else (np.nan, np.nan)
-    return float(q3 - q1) / max(median(window), 1e-12)
+    finite = window[np.isfinite(window)]
+    if not len(finite):
+        return float("nan")
+    q1, mid, q3 = np.percentile(finite, [25, 50, 75])
+    return float(q3 - q1) / max(float(mid), 1e-12)
 
 
 def oscillation_amplitude(record: RunRecord) -> float:
