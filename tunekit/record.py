@@ -68,7 +68,7 @@ class RunRecord:
         Example:
             >>> rec = RunRecord.from_series([2.3, 2.0, float("nan")], grad_norm=[1.0, 5.0, float("nan")])
             >>> rec.first_nonfinite_step, rec.initial_loss
-            (2, 2.3)
+            (2, 2.15)
         """
         loss_arr = _arr(loss)
         n = len(loss_arr)
@@ -111,9 +111,68 @@ class RunRecord:
             out["layers"] = {name: clean(self.layer_grad_norms[keep, j]) for j, name in enumerate(self.layer_names)}
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every series whole, as JSON-ready lists (NaN and inf as strings); ``from_dict`` reads it back."""
+        def clean(values: np.ndarray) -> list[Any]:
+            return [float(v) if np.isfinite(v) else str(float(v)) for v in np.asarray(values, dtype=float).ravel()]
+
+        return {
+            "steps": self.steps.astype(int).tolist(), "loss": clean(self.loss), "grad_norm": clean(self.grad_norm),
+            "lr": clean(self.lr), "layer_names": list(self.layer_names),
+            "layer_grad_norms": [clean(row) for row in self.layer_grad_norms],
+            "update_steps": self.update_steps.astype(int).tolist(), "update_ratio": clean(self.update_ratio),
+            "val_steps": self.val_steps.astype(int).tolist(), "val_loss": clean(self.val_loss),
+            "first_nonfinite_step": self.first_nonfinite_step, "initial_loss": self.initial_loss,
+            "total_steps": self.total_steps, "grad_scaler": self.grad_scaler,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """Back from ``to_dict``.
+
+        Example:
+            >>> rec = RunRecord.from_series([2.3, 2.0, float("nan")])
+            >>> RunRecord.from_dict(rec.to_dict()).first_nonfinite_step
+            2
+        """
+        def arr(values: list[Any]) -> np.ndarray:
+            return np.asarray([float(v) for v in values], dtype=float)
+
+        norms = data.get("layer_grad_norms", [])
+        return cls(
+            steps=np.asarray(data["steps"], dtype=int), loss=arr(data["loss"]), grad_norm=arr(data["grad_norm"]),
+            lr=arr(data["lr"]), layer_names=tuple(data.get("layer_names", ())),
+            layer_grad_norms=np.asarray([arr(r) for r in norms]) if norms else np.zeros((len(data["steps"]), 0)),
+            update_steps=np.asarray(data.get("update_steps", []), dtype=int),
+            update_ratio=arr(data.get("update_ratio", [])), val_steps=np.asarray(data.get("val_steps", []), dtype=int),
+            val_loss=arr(data.get("val_loss", [])), first_nonfinite_step=data.get("first_nonfinite_step"),
+            initial_loss=data.get("initial_loss"), total_steps=data.get("total_steps"),
+            grad_scaler=bool(data.get("grad_scaler", False)),
+        )
+
     @property
     def last_step(self) -> int:
         return int(self.steps[-1]) if len(self.steps) else 0
+
+    def since(self, step: int) -> RunRecord:
+        """The record from ``step`` on (the initial loss, the plan and the NaN state stay the run's): what the rules
+        judge after an intervention changed the fit at ``step``."""
+        if step <= 0 or not len(self):
+            return self
+        keep = self.steps >= step
+        up = self.update_steps >= step
+        val = self.val_steps >= step
+        nonfinite = self.first_nonfinite_step
+        return RunRecord(
+            steps=self.steps[keep], loss=self.loss[keep], grad_norm=self.grad_norm[keep], lr=self.lr[keep],
+            layer_names=self.layer_names,
+            layer_grad_norms=self.layer_grad_norms[keep] if len(self.layer_grad_norms) else self.layer_grad_norms,
+            update_steps=self.update_steps[up], update_ratio=self.update_ratio[up],
+            val_steps=self.val_steps[val], val_loss=self.val_loss[val],
+            first_nonfinite_step=nonfinite if nonfinite is not None and nonfinite >= step else None,
+            initial_loss=self.initial_loss, total_steps=self.total_steps, grad_scaler=self.grad_scaler,
+            group_lrs=self.group_lrs[keep] if len(self.group_lrs) == len(self.steps) else self.group_lrs,
+        )
 
     def finite_part(self) -> RunRecord:
         """The record cut before the first non-finite step: what the other rules may trust."""
@@ -134,8 +193,24 @@ class RunRecord:
         )
 
 
+INITIAL_STEPS = 5  # the loss a run starts from is read from its first five steps ...
+BLOW_UP_GUARD = 2.0  # ... unless their median is over twice the first step's: then it blew up at once
+
+
 def initial_loss_of(loss: np.ndarray) -> float | None:
-    """The loss the run started from: the first finite step's, the only one taken before any update
-    (a median of the first few would already move with a fast learner or a blow-up)."""
+    """The loss the run started from: the median of its first five steps, or the first step's when that median is
+    over twice it.
+
+    One batch can be far from the typical one (heavy-tailed reconstruction losses, a lucky easy batch), so the
+    median of the first few steps is the steadier level; a run that blows up in its first steps raises that
+    median, and then the first loss (taken before any update) is the start.
+
+    Example:
+        >>> initial_loss_of(np.array([2.4, 0.8, 0.9, 0.85, 0.8])), initial_loss_of(np.array([2.3, 10.0, 90.0]))
+        (0.85, 2.3)
+    """
     finite = loss[np.isfinite(loss)]
-    return float(finite[0]) if len(finite) else None
+    if not len(finite):
+        return None
+    median = float(np.median(finite[:INITIAL_STEPS]))
+    return float(finite[0]) if median > BLOW_UP_GUARD * float(finite[0]) else median

@@ -1,4 +1,8 @@
-"""Run by test_ddp.py: a two-process CPU (gloo) DDP fit with the Diagnoser; rank zero reports as JSON."""
+"""Run by test_ddp.py and the probe tests: a two-process CPU (gloo) DDP fit with the Diagnoser; each rank reports
+as JSON.
+
+    python ddp_fit.py OUT LR [EPOCHS] [PROBE_BUDGET]
+"""
 
 import json
 import sys
@@ -12,13 +16,17 @@ from tunekit.examples import MLP, DigitsDataModule
 if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     out, lr = sys.argv[1], float(sys.argv[2])
+    epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    budget = float(sys.argv[4]) if len(sys.argv) > 4 else 0.05
     pl.seed_everything(0)
-    d = Diagnoser(verbose=False, dirpath=out)
-    trainer = pl.Trainer(accelerator="cpu", strategy="ddp", devices=2, max_epochs=4, callbacks=[d], logger=False,
+    d = Diagnoser(verbose=False, dirpath=out, probe_budget=budget)
+    trainer = pl.Trainer(accelerator="cpu", strategy="ddp", devices=2, max_epochs=epochs, callbacks=[d], logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(MLP(optimizer="sgd", lr=lr), datamodule=DigitsDataModule())
     report = {"rank": trainer.global_rank, "global_step": trainer.global_step, "codes": d.diagnosis.codes,
               "first_nonfinite_step": d.recorder.first_nonfinite_step,
-              "first_remedy": d.diagnosis.findings[0].remedies[0].to_dict() if d.diagnosis.findings else None}
+              "first_remedy": d.diagnosis.findings[0].remedies[0].to_dict() if d.diagnosis.findings else None,
+              "diagnosis": d.diagnosis.to_dict(), "probe_steps": d.probe_steps,
+              "weights": [float(p.detach().double().sum()) for p in trainer.lightning_module.parameters()]}
     with open(f"{out}/rank{trainer.global_rank}.json", "w") as f:
         json.dump(report, f)

@@ -10,9 +10,9 @@ import pytest
 SCRIPT = Path(__file__).with_name("ddp_fit.py")
 
 
-def _run(tmp_path: Path, lr: float) -> tuple[dict, dict]:
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), str(lr)], capture_output=True, text=True,
-                          timeout=300, cwd=Path(__file__).parents[2])
+def _run(tmp_path: Path, lr: float, *more: str) -> tuple[dict, dict]:
+    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), str(lr), *more], capture_output=True,
+                          text=True, timeout=300, cwd=Path(__file__).parents[2])
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tuple(json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))  # type: ignore[return-value]
 
@@ -35,3 +35,14 @@ def test_ddp_healthy_run_completes(tmp_path):
     rank0, rank1 = _run(tmp_path, 0.05)
     assert rank0["global_step"] == rank1["global_step"] == 4 * 12  # 1437 examples / 2 ranks / 64 per batch
     assert "divergence" not in rank0["codes"]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_probe_together_and_read_the_same_outcome(tmp_path):
+    # SGD at lr 1e-4 (1000x too low), 24 epochs of 12 steps per rank, a budget that allows a probe
+    rank0, rank1 = _run(tmp_path, 1e-4, "24", "0.3")
+    assert rank0["probe_steps"] == rank1["probe_steps"] > 0  # both probed, or neither would have
+    top0, top1 = rank0["diagnosis"]["findings"][0], rank1["diagnosis"]["findings"][0]
+    assert top0["code"] == top1["code"] == "slow_convergence"
+    assert top0["evidence"]["probes"] == top1["evidence"]["probes"]  # the losses averaged across ranks
+    assert rank0["weights"] == rank1["weights"]  # still one model: the forks left no trace on either rank

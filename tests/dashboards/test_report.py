@@ -94,3 +94,14 @@ def test_report_command(study_html, tmp_path):
     assert missing.exit_code == 2 and "no study 'x'" in missing.stderr
     neither = runner.invoke(app, ["report"])
     assert neither.exit_code == 2 and "give a diagnosis.json, or --study-name" in neither.stderr
+
+
+def test_run_report_shows_the_interventions_of_an_auto_remedied_run(tmp_path, chromium):
+    d = Diagnoser(verbose=False, auto_remedy=True)
+    fit(tmp_path, {"optimizer": "sgd", "lr": 50.0}, [d], epochs=3)
+    html = run_report(d.saved_path)
+    assert "Interventions (auto-remedy)" in html and "rolled back to step" in html
+    assert "&quot;lr&quot;: 0.05" in html  # the change, in the interventions table
+    assert html.count("lower_lr") >= 2  # the table row, and the marker on the chart (text drawn as paths: not found)
+    proc, shot, _ = _render(chromium, write_report(html, tmp_path / "run.html"), tmp_path)
+    assert proc.returncode == 0 and shot.stat().st_size > 20_000

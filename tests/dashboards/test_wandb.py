@@ -54,6 +54,18 @@ def test_a_run_with_a_wandb_logger_gets_signals_findings_table_and_summary(offli
     assert any("tunekit/grad_norm" in json.dumps(r) for r in history)
 
 
+def test_an_auto_remedied_run_gets_its_interventions_table_and_markers(offline):
+    logger = WandbLogger(save_dir=str(offline), project="tunekit-test", offline=True)
+    d = Diagnoser(verbose=False, save=False, auto_remedy=True)
+    fit(offline, {"optimizer": "sgd", "lr": 50.0}, [d], epochs=2, logger=logger, log_every_n_steps=2)
+    logger.experiment.finish()
+    (run,) = runs(offline)
+    summary = inspect(run)["summary"]
+    assert summary["tunekit/interventions"]["_type"] == "table-file"
+    history = [r for r in inspect(run, summary=False) if "tunekit/intervention" in json.dumps(r)]
+    assert history  # the step's marker
+
+
 class TeamLogger(WandbLogger):
     """A team's own WandbLogger subclass: it must get the W&B output too."""
 

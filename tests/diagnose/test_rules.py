@@ -222,3 +222,18 @@ def test_divergence_silences_its_symptoms():
     grad = np.concatenate([np.full(300, 0.5), [float("nan")]])
     grad[[100, 200]] = 50
     assert diagnose(record(loss, grad), SGD).codes == ["divergence"]
+
+
+def test_a_dead_network_with_zero_gradients_is_not_a_crash_or_a_spike():
+    loss = np.full(300, 0.93)
+    grad = np.zeros(300)
+    grad[150] = 0.5  # one bias wakes up once
+    rec = record(loss, grad, layers=np.zeros((300, 3)))
+    assert "exploding_gradients" not in diagnose(rec, SGD).codes
+
+
+def test_a_window_without_an_update_sample_reads_the_latest_one():
+    loss = 2.3 * np.exp(np.random.default_rng(0).normal(0, 0.01, 290))  # flat at chance, SGD at a tiny LR
+    rec = record(loss, 0.5, layers=np.tile([0.3, 0.5, 0.6], (290, 1)), update_ratio=1e-5)
+    rec.update_steps, rec.update_ratio = np.array([0, 100, 200]), np.full(3, 1e-5)  # none in the last 87 steps
+    assert diagnose(rec, SGD).findings[0].code.value == "slow_convergence"

@@ -20,8 +20,17 @@ from tunekit.recipe import ScheduleMultiplier
     ({"switch_to_sgd_at": 1.0}, r"switch_to_sgd_at must be a fraction of training in \(0, 1\)"),
     ({"switch_to_sgd_at": 0}, r"switch_to_sgd_at must be a fraction"),
     ({"optimizer": "sgd", "switch_to_sgd_at": 0.8}, r"optimizer='sgd' already"),
-    ({"optimizer": "rmsprop"}, r"optimizer must be one of sgd, adam, adamw"),
-    ({"schedule": "step"}, r"schedule must be one of constant, cosine"),
+    ({"optimizer": "lamb"}, r"optimizer must be one of sgd, adam, adamw, rmsprop, but got optimizer='lamb'"),
+    ({"schedule": "linear"}, r"schedule must be one of constant, cosine, step, exponential, one_cycle, cosine_resta"),
+    ({"schedule": "step"}, r"schedule='step' needs step_every"),
+    ({"schedule": "cosine_restarts"}, r"schedule='cosine_restarts' needs cycle_steps"),
+    ({"decay_factor": 1.0}, r"decay_factor must be in \(0, 1\)"),
+    ({"decay_rate": 0}, r"decay_rate must be in \(0, 1\)"),
+    ({"step_every": 0}, r"step_every must be a positive number of steps or null"),
+    ({"restart_mult": 0}, r"restart_mult must be an integer >= 1"),
+    ({"nesterov": True}, r"nesterov needs SGD with momentum > 0"),
+    ({"optimizer": "sgd", "momentum": 0.0, "nesterov": True}, r"nesterov needs SGD with momentum > 0"),
+    ({"nesterov": "yes"}, r"nesterov must be true or false"),
     ({"weight_decay": -1e-4}, r"weight_decay must be >= 0"),
     ({"batch_size": 0}, r"batch_size must be a positive integer"),
     ({"warmup_steps": 2.5}, r"warmup_steps must be an integer >= 0"),
@@ -42,6 +51,10 @@ def test_round_trip_through_dict_and_yaml(tmp_path):
                gradient_clip_val=1.0, batch_size=128, max_steps=1000)
     assert Recipe.from_dict(r.to_dict()) == r
     assert Recipe.from_yaml(r.to_yaml()) == r
+    for more in (Recipe(optimizer="sgd", nesterov=True, schedule="step", step_every=300, decay_factor=0.5),
+                 Recipe(optimizer="rmsprop", schedule="cosine_restarts", cycle_steps=100, restart_mult=2),
+                 Recipe(schedule="exponential", decay_rate=0.995), Recipe(schedule="one_cycle", lr=0.01)):
+        assert Recipe.from_yaml(more.to_yaml()) == more and Recipe.from_dict(more.to_dict()) == more
     path = tmp_path / "recipe.yaml"
     path.write_text(r.to_yaml())
     assert Recipe.from_yaml(path) == r and Recipe.from_yaml(str(path)) == r

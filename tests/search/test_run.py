@@ -50,3 +50,13 @@ def test_a_diverging_trial_is_pruned_with_its_diagnosis(tmp_path):
     finding = trial.user_attrs["diagnosis"]["findings"][0]
     assert finding["code"] == "divergence" and finding["remedies"][0]["change"] == {"lr": 0.05}
     assert trial.user_attrs["steps"] < 25  # stopped at once, not trained for 5 epochs (115 steps)
+
+
+def test_with_auto_remedy_a_diverging_trial_is_repaired_and_scored(tmp_path):
+    cfg = load_config(write_config(tmp_path, search={"optimizer": "sgd", "lr": 50.0}, trainer={"max_epochs": 5}))
+    result = run_search(cfg, n_trials=1, storage=_sqlite(tmp_path), study_name="s", auto_remedy=True)
+    assert result.complete == 1 and result.pruned == 0 and result.repaired == 1
+    study = optuna.load_study(study_name="s", storage=_sqlite(tmp_path))
+    (trial,) = study.trials
+    assert trial.user_attrs["interventions"][0]["remedy"] == "lower_lr" and trial.value < 2.0
+    assert study.user_attrs["tunekit.auto_remedy"] is True

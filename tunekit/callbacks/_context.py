@@ -51,7 +51,8 @@ def read_context(trainer: pl.Trainer, pl_module: pl.LightningModule) -> RunConte
     momentum = group.get("momentum")
     return RunContext(
         optimizer=optimizer_name(optimizer),
-        lr=float(group["lr"]),
+        lr=float(group.get("initial_lr", group["lr"])),  # a scheduler's base: what a recipe's ``lr`` is
+        lr_now=float(group["lr"]),
         lrs=tuple(float(g["lr"]) for g in optimizer.param_groups),
         momentum=float(momentum) if momentum is not None and betas is None else None,
         beta1=float(betas[0]) if betas is not None else None,

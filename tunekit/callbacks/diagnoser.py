@@ -13,6 +13,8 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from tunekit.callbacks._base import Monitor
 from tunekit.callbacks._context import read_context
+from tunekit.callbacks._probing import Prober
+from tunekit.callbacks._remedy import AutoRemedy
 from tunekit.callbacks._reporters import reporters_for
 from tunekit.callbacks.divergence import DivergenceMonitor
 from tunekit.callbacks.generalization_gap import GeneralizationGapMonitor
@@ -48,6 +50,18 @@ class Diagnoser(Monitor):
         stop_on_critical: stop the fit when a finding turns critical (divergence); the decision is reduced
             across ranks. A non-finite loss stops the fit within one step (see ``DivergenceMonitor``).
         val_metric: the logged validation loss, for the generalization-gap rule.
+        probes: what-if probes: when a check finds a stall, oscillation or a finite divergence, fork the training
+            state, train a few steps under each candidate remedy (and unchanged) on the same batches, compare, and
+            restore the state exactly; the finding is re-labelled and its remedies re-ranked by what they did
+            (``evidence["probes"]``). The run's own trajectory is unchanged.
+        probe_budget: the probes' share of the fit's planned steps (their compute, forks and curvature together).
+        curvature: let the probes measure the Hessian's extreme eigenvalues (about 20 steps' worth each time) to
+            tell a saddle from a flat minimum and to find the edge of stability.
+        auto_remedy: apply a finding's remedy to the running fit and carry on (roll back to the last healthy
+            snapshot and cut the LR on a divergence, restart a warmup, decay the LR at a noise floor, ...; see
+            ``tunekit.callbacks._remedy``); each intervention is listed in the diagnosis (``interventions``). One
+            in-memory copy of the weights and optimizer state is kept for it.
+        max_interventions: the most interventions in one fit.
         dirpath: where to write ``diagnosis.json``; defaults to ``<trainer.log_dir>/tunekit``. ``None`` with
             ``save=False`` writes nothing.
         save: write ``diagnosis.json`` at the end of the fit.
@@ -75,6 +89,11 @@ class Diagnoser(Monitor):
         dirpath: str | Path | None = None,
         save: bool = True,
         verbose: bool = True,
+        probes: bool = True,
+        probe_budget: float = 0.05,
+        curvature: bool = True,
+        auto_remedy: bool = False,
+        max_interventions: int = 3,
         flush_every: int = 64,
         update_ratio_every: int = 100,
     ) -> None:
@@ -83,6 +102,14 @@ class Diagnoser(Monitor):
             raise ConfigError(f"check_every_n_steps must be >= 1, but got {check_every_n_steps=}.")
         if not val_metric:
             raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
+        if not 0 <= probe_budget < 1:
+            raise ConfigError(f"probe_budget must be a share of the fit's steps in [0, 1), but got {probe_budget=}.")
+        if max_interventions < 0:
+            raise ConfigError(f"max_interventions must be >= 0, but got {max_interventions=}.")
+        self.probes = probes
+        self._prober = Prober(probe_budget, curvature=curvature)
+        self.auto_remedy = auto_remedy
+        self._remedy = AutoRemedy(max_interventions)
         self.check_every_n_steps = check_every_n_steps
         self.stop_on_critical = stop_on_critical
         self.val_metric = val_metric
@@ -97,6 +124,8 @@ class Diagnoser(Monitor):
             kwargs: dict[str, Any] = {**self._settings}
             if cls is GeneralizationGapMonitor:
                 kwargs["val_metric"] = val_metric
+            if cls is DivergenceMonitor and auto_remedy:
+                kwargs["check_finite"] = False  # a non-finite loss is rolled back here (or stops the fit here)
             self._defaults.append(cls(**kwargs))
         self._own: list[Monitor] = []  # the defaults this Diagnoser attaches (the user added no such monitor)
         self._last_check = -1
@@ -130,31 +159,92 @@ class Diagnoser(Monitor):
         self._reporters = reporters_for(trainer.loggers) if trainer.is_global_zero else []
 
     @property
+    def probe_steps(self) -> float:
+        """Training steps' worth of compute the what-if probes spent in this fit."""
+        return self._prober.spent
+
+    @property
+    def interventions(self) -> list[Any]:
+        """What auto-remedy applied to this fit (``tunekit.Intervention``s)."""
+        return list(self._remedy.events)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.auto_remedy:
+            self._remedy.before_fit(trainer)
+
+    def on_attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_attach(trainer, pl_module)
+        if self.probes:
+            self._prober.start(trainer, pl_module)
+        if self.auto_remedy:
+            self._remedy.start(trainer, pl_module)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        if self.auto_remedy:
+            self._remedy.before_step(trainer)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if not (self.probes and self.attached):
+            return
+        self._prober.hold(trainer, batch)
+        if self._prober.ready(trainer) and self._prober.run(trainer, pl_module, self._context) is not None:
+            self._check(trainer, pl_module, may_stop=True)  # the probed finding, read through its probe
+
+    @property
     def active_rules(self) -> tuple[Rule, ...]:
         """The rules of the monitors attached to the Trainer (all of them by default)."""
         return self._rules
 
     def on_signals(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *, nonfinite: bool) -> None:
         # Checks run at read-backs (every ``flush_every`` steps, the same steps on every rank, so the
-        # reduced stop decision lines up across ranks).
-        if trainer.global_step - self._last_check >= self.check_every_n_steps:
+        # reduced stop decision lines up across ranks); a non-finite step is checked at once when it can be rolled back.
+        if trainer.global_step - self._last_check >= self.check_every_n_steps or (nonfinite and self.auto_remedy):
             self._check(trainer, pl_module, may_stop=True)
 
     def _check(self, trainer: pl.Trainer, pl_module: pl.LightningModule, may_stop: bool) -> None:
         self._last_check = trainer.global_step
         self._context = read_context(trainer, pl_module)
-        record = self.recorder.record()
-        self._diagnosis = diagnose(record, self._context, self._rules)
+        full = self.recorder.record()
+        record = full.since(self._remedy.since) if self.auto_remedy else full  # after an intervention: from it on
+        diagnosis = diagnose(record, self._context, self._rules)
+        if self.probes:
+            diagnosis = self._prober.apply(diagnosis, self._context)
+            if may_stop:
+                self._prober.want(trainer, diagnosis, self._context)
+            elif self._prober.final(trainer, pl_module, diagnosis, self._context) is not None:
+                diagnosis = self._prober.apply(diagnose(record, self._context, self._rules), self._context)
+        if self.auto_remedy and may_stop:
+            event = self._remedy.act(trainer, pl_module, diagnosis, self._context, record)
+            if event is not None:
+                self.recorder.reset_nonfinite()
+                self._prober.reports.clear()
+                self._log_intervention(trainer, event)
+                rank_zero_info(f"tunekit: {event.finding.value} at step {event.step}: applied {event.remedy.value} "
+                               f"{dict(event.change)} and carried on")
+            else:
+                self._remedy.keep(trainer, pl_module, diagnosis, record)
+        self._diagnosis = Diagnosis(diagnosis.findings, self._remedy.events)
+        record = full
         for reporter in self._reporters:
             (reporter.on_check if may_stop else reporter.on_end)(trainer, record, self._diagnosis)
-        if not (may_stop and self.stop_on_critical):
+        if not (may_stop and self.stop_on_critical) or (self._remedy.events and
+                                                         self._remedy.events[-1].step == trainer.global_step):
             return
-        stop = trainer.strategy.reduce_boolean_decision(self._diagnosis.is_critical, all=False)
+        # a finite divergence is certain only once its probe says the run does not come back on its own
+        waiting = self._prober.waiting_for is not None and self._prober.waiting_for.code.value == "divergence"
+        stop = trainer.strategy.reduce_boolean_decision(self._diagnosis.is_critical and not waiting, all=False)
         if stop and not trainer.should_stop:
             first = self._diagnosis.findings[0] if self._diagnosis.is_critical else None
             self.stop_reason = f"{first.code.value}: {first.message}" if first else "critical finding on another rank"
             rank_zero_info(f"tunekit: stopping the fit, {self.stop_reason}")
             trainer.should_stop = True
+
+    def _log_intervention(self, trainer: pl.Trainer, event: Any) -> None:
+        for logger in trainer.loggers:
+            logger.log_metrics({"tunekit/intervention": 1.0}, step=event.step)
 
     def on_finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._check(trainer, pl_module, may_stop=False)
@@ -175,6 +265,8 @@ class Diagnoser(Monitor):
         state["last_check"] = self._last_check
         state["diagnosis"] = self._diagnosis.to_dict()
         state["monitors"] = {type(m).__name__: m.state_dict() for m in self._own}
+        state["probes"] = self._prober.state_dict()
+        state["auto_remedy"] = self._remedy.state_dict()
         return state
 
     def load_state_dict(self, state_dict: Any) -> None:
@@ -184,3 +276,5 @@ class Diagnoser(Monitor):
         saved = state_dict.get("monitors", {})
         for monitor in self._own:
             monitor.load_state_dict(saved.get(type(monitor).__name__, {}))
+        self._prober.load_state_dict(state_dict.get("probes", {}))
+        self._remedy.load_state_dict(state_dict.get("auto_remedy", {}))

@@ -52,6 +52,8 @@ def search(
     = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", help="Worker processes on this machine.")] = 1,
     wandb: Annotated[bool, typer.Option("--wandb", help="Log each trial and the study to Weights & Biases.")] = False,
+    auto_remedy: Annotated[bool, typer.Option("--auto-remedy", help="Repair a diverging trial inside its fit (roll "
+                                              "back, cut the LR, clip) and score it, instead of pruning it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
     heartbeat_interval: Annotated[int, typer.Option(hidden=True)] = 20,
     grace_period: Annotated[int, typer.Option(hidden=True)] = 60,
@@ -85,7 +87,7 @@ def search(
             result = run_search(plan, n_trials=n_trials, timeout=timeout, storage=storage, study_name=name,
                                 n_jobs=n_jobs, on_trial=on_trial, extra_callbacks=extra,
                                 note=None if as_json else progress.note,
-                                heartbeat=(heartbeat_interval, grace_period))
+                                heartbeat=(heartbeat_interval, grace_period), auto_remedy=auto_remedy)
     except KeyboardInterrupt:
         interrupted = True
         from tunekit.search import StudyView, summarize
@@ -107,7 +109,8 @@ def _print_summary(result: Any, interrupted: bool) -> None:
     if interrupted:
         console.print("[yellow]interrupted[/]: the running trial is marked failed, finished trials are kept; "
                       "run the same command to resume.")
-    counts = f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed"
+    counts = f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed" + (
+        f" ({result.repaired} repaired by auto-remedy)" if result.repaired else "")
     console.print(f"study [bold]{result.study_name}[/] in {result.storage}: {counts} ({result.seconds:.0f} s)")
     for fam, lr in result.lr_range.items():
         low, high = lr["bounds"] or (math.nan, math.nan)

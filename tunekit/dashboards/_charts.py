@@ -79,8 +79,10 @@ def lr_ranges(results: dict[str, Any]) -> str:
     return svg(fig)
 
 
-def curves(series: dict[str, Any], findings: list[dict[str, Any]], title: str, layers: bool = False) -> str:
-    """Loss (with validation) and gradient norm against the step; each finding marked where it began."""
+def curves(series: dict[str, Any], findings: list[dict[str, Any]], title: str, layers: bool = False,
+           interventions: list[dict[str, Any]] | None = None) -> str:
+    """Loss (with validation) and gradient norm against the step; each finding marked where it began, and each
+    auto-remedy intervention where it was applied (a green line, its remedy named)."""
     plt = _plt()
     rows = 3 if layers and series.get("layers") else 2
     fig, axes = plt.subplots(rows, 1, figsize=(7.5, 2.3 * rows + 0.4), sharex=True)
@@ -121,5 +123,10 @@ def curves(series: dict[str, Any], findings: list[dict[str, Any]], title: str, l
             a.axvline(f["step"], color=color, lw=1.2, ls="--")
         axes[0].annotate(f["code"], (f["step"], 1.0), xycoords=("data", "axes fraction"), color=color, fontsize=8,
                          rotation=90, va="top", ha="right")
+    for event in interventions or []:
+        for a in axes:
+            a.axvline(event["step"], color=GREEN, lw=1.6, ls="-.")
+        axes[0].annotate(f"{event['remedy']}", (event["step"], 0.0), xycoords=("data", "axes fraction"), color=GREEN,
+                         fontsize=8, rotation=90, va="bottom", ha="left")
     fig.tight_layout()
     return svg(fig)

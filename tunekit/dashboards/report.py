@@ -65,6 +65,14 @@ def _findings_table(diagnosis: Diagnosis) -> str:
             "<th>change (best first)</th></tr>" + "".join(rows) + "</table>")
 
 
+def _interventions_table(events: list[dict[str, Any]]) -> str:
+    rows = "".join(f"<tr><td>{e['step']}</td><td>{html.escape(e['finding'])}</td><td><code>{html.escape(e['remedy'])}"
+                   f"</code></td><td>{html.escape(json.dumps(e['change']))}</td><td>"
+                   f"{html.escape(str(e['evidence'].get('rolled_back_to', '')))}</td></tr>" for e in events)
+    return ("<table><tr><th>step</th><th>finding</th><th>remedy</th><th>change</th><th>rolled back to step</th></tr>"
+            + rows + "</table>")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -117,8 +125,8 @@ def _trials_table(trials: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(p)}</th>" for p in ["trial", "state", "value", *params, "findings"])
     rows = []
     for t in trials:
-        cells = [str(t["number"]), t["state"], _fmt(t["value"]), *[_fmt(t["params"].get(p)) for p in params],
-                 ", ".join(t["findings"])]
+        cells = [str(t["number"]), t["state"] + (" (repaired)" if t.get("repaired") else ""), _fmt(t["value"]),
+                 *[_fmt(t["params"].get(p)) for p in params], ", ".join(t["findings"])]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -134,13 +142,20 @@ def run_report(diagnosis_path: str | Path) -> str:
         raise ConfigError(f"{str(path)!r} is not a tunekit diagnosis.json ({err}).") from None
     series_path = path.with_name("signals.json")
     worst = diagnosis.findings[0].severity.value if diagnosis.findings else "healthy"
-    body = [_cards([("findings", str(len(diagnosis.findings))), ("worst", worst)])]
+    cards = [("findings", str(len(diagnosis.findings))), ("worst", worst)]
+    if diagnosis.interventions:
+        cards.append(("interventions", str(len(diagnosis.interventions))))
+    body = [_cards(cards)]
+    events = [i.to_dict() for i in diagnosis.interventions]
     if series_path.is_file():
         series = json.loads(series_path.read_text())
         found = [f.to_dict() for f in diagnosis.findings]
-        body.append(f"<section><h2>Loss and gradient norms, findings marked where they began</h2>"
-                    f"{charts.curves(series, found, 'training run', layers=True)}</section>")
+        body.append(f"<section><h2>Loss and gradient norms, findings marked where they began"
+                    f"{', interventions where they were applied' if events else ''}</h2>"
+                    f"{charts.curves(series, found, 'training run', layers=True, interventions=events)}</section>")
     body.append(f"<section><h2>Diagnosis</h2>{_findings_table(diagnosis)}</section>")
+    if events:
+        body.append(f"<section><h2>Interventions (auto-remedy)</h2>{_interventions_table(events)}</section>")
     return _page("tunekit run diagnosis", str(path), "".join(body))
 
 

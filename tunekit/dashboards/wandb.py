@@ -19,6 +19,7 @@ from tunekit.utilities.imports import require
 
 MAX_POINTS = 500  # points per line in the per-layer chart (the newest steps are kept whole in the record)
 FINDINGS_COLUMNS = ["step", "code", "severity", "message", "first remedy"]
+INTERVENTION_COLUMNS = ["step", "finding", "remedy", "change", "rolled back to"]
 
 
 def _wandb() -> Any:
@@ -49,11 +50,13 @@ def _thin(n: int) -> np.ndarray:
 class RunReporter:
     """The Diagnoser's W&B output for a run with a ``WandbLogger`` (found by ``tunekit.callbacks``).
 
-    During the fit: an alert when a finding turns critical (online runs only). At the end: the per-layer
+    During the fit: an alert when a finding turns critical (online runs only), and a ``tunekit/intervention``
+    point at each step auto-remedy changed the fit (a marker beside the loss). At the end: the per-layer
     gradient norms as one chart with a line per layer (``tunekit/grad_norm_per_layer``), the findings as the
-    ``tunekit/findings`` table (step, code, severity, message, first remedy), and the diagnosis in the run
-    summary. The scalar signals (``tunekit/grad_norm``, ``tunekit/lr``, ``tunekit/update_ratio`` and the
-    monitors' states) are logged by the monitors with the Trainer's logging, every ``log_every_n_steps``.
+    ``tunekit/findings`` table (step, code, severity, message, first remedy), the interventions as the
+    ``tunekit/interventions`` table, and the diagnosis in the run summary. The scalar signals
+    (``tunekit/grad_norm``, ``tunekit/lr``, ``tunekit/update_ratio`` and the monitors' states) are logged by the
+    monitors with the Trainer's logging, every ``log_every_n_steps``.
     """
 
     def __init__(self, logger: Any) -> None:
@@ -75,6 +78,10 @@ class RunReporter:
                 xs=record.steps[keep].tolist(), ys=ys, keys=list(record.layer_names),
                 title="gradient norm per layer", xname="step")
         payload["tunekit/findings"] = wandb.Table(columns=FINDINGS_COLUMNS, data=findings_rows(diagnosis))
+        if diagnosis.interventions:  # the steps are marked on the charts by the tunekit/intervention series
+            payload["tunekit/interventions"] = wandb.Table(columns=INTERVENTION_COLUMNS, data=[
+                [e.step, e.finding.value, e.remedy.value, str(dict(e.change)), e.evidence.get("rolled_back_to")]
+                for e in diagnosis.interventions])
         run.log(payload)
         run.summary.update({**diagnosis_summary(diagnosis), "tunekit/diagnosis": diagnosis.to_dict()})
         self._alert(diagnosis)

@@ -13,7 +13,9 @@ class RunContext:
 
     Args:
         optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, or another optimizer's lower-cased class name.
-        lr: learning rate of the first param group now.
+        lr: the base learning rate of the first param group (the one a schedule multiplies, the recipe's ``lr``):
+            remedies compute their new values from it.
+        lr_now: the learning rate it has now (a schedule's current value); None when it is ``lr``.
         lrs: learning rate of every param group now.
         momentum: SGD momentum, or None for optimizers without it.
         beta1, beta2: Adam's betas, or None.
@@ -26,6 +28,7 @@ class RunContext:
 
     optimizer: str = "sgd"
     lr: float = 1e-3
+    lr_now: float | None = None
     lrs: tuple[float, ...] = ()
     momentum: float | None = None
     beta1: float | None = None
@@ -35,6 +38,11 @@ class RunContext:
     batch_size: int | None = None
     accumulate_grad_batches: int = 1
     saturating_layers: tuple[str, ...] = ()
+
+    @property
+    def current_lr(self) -> float:
+        """The LR the run steps with now."""
+        return self.lr if self.lr_now is None else self.lr_now
 
     @property
     def is_adam(self) -> bool:

@@ -62,6 +62,16 @@ def decay_lr(ctx: RunContext, why: str) -> Remedy:
                   f"Decay the learning rate with a cosine schedule from {fmt(ctx.lr)}: {why}.")
 
 
+def step_decay(ctx: RunContext, at_step: int, factor: float, why: str) -> Remedy:
+    """Cut the LR by ``factor`` at ``at_step`` (and every ``at_step`` steps after): a step schedule placed where
+    the run stopped improving."""
+    at = max(1, int(at_step))
+    return Remedy(RemedyCode.DECAY_LR, {"schedule": "step", "step_every": at, "decay_factor": nice(factor),
+                                        "lr": nice(ctx.lr)},
+                  f"Cut the learning rate by {fmt(1 / factor)}x at step {at}, where the loss went flat (a step "
+                  f"schedule from {fmt(ctx.lr)}): {why}.")
+
+
 def raise_momentum(ctx: RunContext, why: str) -> Remedy:
     if ctx.is_adam:
         new = BETA1_STEPS[0] if (ctx.beta1 or 0.9) < BETA1_STEPS[0] else BETA1_STEPS[1]

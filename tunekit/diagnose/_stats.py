@@ -62,12 +62,23 @@ def rolling_median(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def smooth(x: np.ndarray, window: int) -> np.ndarray:
-    """Centered running median of ``x`` (robust to single-batch spikes); same length as ``x``."""
+    """Centered running median of ``x`` (robust to single-batch spikes); same length as ``x``. Near the ends the
+    window shrinks to the values there are (padding with the end value would repeat one noisy batch).
+
+    Example:
+        >>> smooth(np.array([9.0, 1.0, 2.0, 1.0, 2.0, 1.0]), 3).tolist()
+        [5.0, 2.0, 1.0, 2.0, 1.0, 1.5]
+    """
     if len(x) == 0 or window <= 1:
         return x.astype(float)
     w = min(window, len(x)) | 1
     if not np.isnan(x).any():
-        return median_filter(x.astype(float), size=w, mode="nearest")
+        out = median_filter(x.astype(float), size=w, mode="nearest")
+        half = w // 2
+        for i in range(min(half, len(x))):
+            out[i] = np.median(x[: i + half + 1])
+            out[len(x) - 1 - i] = np.median(x[len(x) - 1 - i - half :])
+        return out
     left = w // 2
     padded = np.concatenate([np.full(left, np.nan), x, np.full(w - 1 - left, np.nan)])
     with warnings.catch_warnings():

@@ -128,6 +128,27 @@ class Finding:
         )
 
 
+@dataclass(frozen=True)
+class Intervention:
+    """A remedy applied to the running fit by ``Diagnoser(auto_remedy=True)``: at which step, for which finding,
+    the remedy and the absolute change made, and what was measured (``evidence``: the rollback, the values)."""
+
+    step: int
+    finding: FindingCode
+    remedy: RemedyCode
+    change: Mapping[str, Any]
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": int(self.step), "finding": self.finding.value, "remedy": self.remedy.value,
+                "change": _jsonable(dict(self.change)), "evidence": _jsonable(dict(self.evidence))}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Intervention:
+        return cls(int(data["step"]), FindingCode(data["finding"]), RemedyCode(data["remedy"]),
+                   dict(data.get("change", {})), dict(data.get("evidence", {})))
+
+
 def _sort_key(finding: Finding) -> tuple[int, int, int]:
     order = list(FindingCode).index(finding.code)
     return (-finding.severity.rank, order, finding.step)
@@ -146,9 +167,11 @@ class Diagnosis:
     """
 
     findings: tuple[Finding, ...] = ()
+    interventions: tuple[Intervention, ...] = ()
 
-    def __init__(self, findings: Iterable[Finding] = ()) -> None:
+    def __init__(self, findings: Iterable[Finding] = (), interventions: Iterable[Intervention] = ()) -> None:
         object.__setattr__(self, "findings", tuple(sorted(findings, key=_sort_key)))
+        object.__setattr__(self, "interventions", tuple(interventions))
 
     @property
     def codes(self) -> list[str]:
@@ -170,14 +193,19 @@ class Diagnosis:
         return next((f for f in self.findings if f.code is code), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"findings": [f.to_dict() for f in self.findings]}
+        """``{"findings": [...]}``, and ``"interventions": [...]`` when auto-remedy changed the fit."""
+        out: dict[str, Any] = {"findings": [f.to_dict() for f in self.findings]}
+        if self.interventions:
+            out["interventions"] = [i.to_dict() for i in self.interventions]
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Diagnosis:
-        return cls(Finding.from_dict(f) for f in data.get("findings", []))
+        return cls((Finding.from_dict(f) for f in data.get("findings", [])),
+                   (Intervention.from_dict(i) for i in data.get("interventions", [])))
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON to ``path`` (parents created), atomically: a reader never sees half a file."""

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from tunekit.examples.data import ArrayDataModule, BreastCancerDataModule, DiabetesDataModule, DigitsDataModule
+from tunekit.examples.data import (
+    ArrayDataModule,
+    BreastCancerDataModule,
+    DiabetesDataModule,
+    DigitsDataModule,
+    IrisDataModule,
+    SequenceSumDataModule,
+    WineDataModule,
+)
 from tunekit.examples.models import MLP
 from tunekit.examples.text import CharTransformer, PythonSourceDataModule, python_source_text
 from tunekit.examples.vision import DigitsCNN
 
 __all__ = ["MLP", "ArrayDataModule", "BreastCancerDataModule", "CharTransformer", "DiabetesDataModule",
-           "DigitsCNN", "DigitsDataModule", "PythonSourceDataModule", "python_source_text"]
+           "DigitsCNN", "DigitsDataModule", "IrisDataModule", "PythonSourceDataModule", "SequenceSumDataModule",
+           "WineDataModule", "python_source_text"]

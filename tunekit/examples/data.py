@@ -123,3 +123,46 @@ class DiabetesDataModule(ArrayDataModule):
 
         x, y = load_diabetes(return_X_y=True)
         return x, y
+
+
+class WineDataModule(ArrayDataModule):
+    """sklearn's wine recognition data: 178 examples, 13 features, 3 classes."""
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import load_wine
+
+        x, y = load_wine(return_X_y=True)
+        return x, y
+
+
+class IrisDataModule(ArrayDataModule):
+    """sklearn's iris data: 150 examples, 4 features, 3 classes."""
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        from sklearn.datasets import load_iris
+
+        x, y = load_iris(return_X_y=True)
+        return x, y
+
+
+class SequenceSumDataModule(ArrayDataModule):
+    """A synthetic sequence task: ``length`` steps of ``width`` random features; the target is the scaled sum of
+    the first feature over the sequence (a recurrent model must carry a running total; the loss sits on a
+    plateau before it learns to). Features are given flattened, ``length * width`` per example.
+
+    Args:
+        examples: sequences to draw (with ``seed``).
+        length, width: the sequence shape.
+    """
+
+    task = "regression"
+
+    def __init__(self, examples: int = 2000, length: int = 16, width: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.examples, self.length, self.width = examples, length, width
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(1234)  # the task is the same for every seed; the split follows ``seed``
+        x = rng.normal(size=(self.examples, self.length, self.width))
+        y = x[:, :, 0].sum(axis=1) / np.sqrt(self.length)
+        return x.reshape(self.examples, -1), y

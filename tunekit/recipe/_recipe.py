@@ -10,9 +10,11 @@ from typing import Any
 
 from tunekit.diagnose import Remedy
 from tunekit.exceptions import ConfigError
+from tunekit.recipe._schedule import SCHEDULES
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULE_KEYS = {"step": ("step_every", "decay_factor"), "exponential": ("decay_rate",),
+                 "cosine_restarts": ("cycle_steps", "restart_mult")}  # the keys each schedule reads
 
 
 @dataclass(frozen=True)
@@ -22,15 +24,22 @@ class Recipe:
     The fields are the recipe vocabulary that remedies (``Remedy.change``) and the search space use.
 
     Args:
-        optimizer: ``sgd``, ``adam`` or ``adamw``.
-        lr: the base learning rate (the peak, after warmup).
-        momentum: SGD's momentum; also the momentum of the SGD stage after ``switch_to_sgd_at``.
-        beta1, beta2: Adam's betas.
+        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
+        lr: the base learning rate (the peak, after warmup; one-cycle's peak).
+        momentum: SGD's and RMSprop's momentum; also the momentum of the SGD stage after ``switch_to_sgd_at``.
+        nesterov: Nesterov momentum for SGD (needs ``momentum > 0``).
+        beta1, beta2: Adam's betas; RMSprop's smoothing constant ``alpha`` is ``beta2``.
         weight_decay: applied to weight matrices, not to biases and normalization gains (decoupled for
             AdamW, L2 for SGD and Adam).
         batch_size: the training batch size (given to the data module; ``None`` leaves it alone).
         warmup_steps: linear warmup over this many optimizer steps.
-        schedule: ``constant`` or ``cosine`` (decays to 0 at the last step).
+        schedule: ``constant``, ``cosine`` (to 0 at the last step), ``step`` (times ``decay_factor`` every
+            ``step_every`` optimizer steps), ``exponential`` (times ``decay_rate`` every step), ``one_cycle`` (up to
+            ``lr`` over the first 30% of steps from lr/25, then down to lr/25e4) or ``cosine_restarts`` (a cosine
+            over ``cycle_steps``, restarting, each cycle ``restart_mult`` times longer).
+        step_every, decay_factor: the step schedule's period (optimizer steps) and factor, in (0, 1).
+        decay_rate: the exponential schedule's factor per step, in (0, 1).
+        cycle_steps, restart_mult: the first cycle of ``cosine_restarts`` and how much longer each next one is.
         gradient_clip_val: clip the gradient norm at this value (a ``Trainer`` argument).
         switch_to_sgd_at: fraction of training after which Adam/AdamW is replaced by SGD with momentum.
         max_steps: optimizer steps to train (a ``Trainer`` argument; the cosine spans it). ``None`` takes
@@ -51,12 +60,18 @@ class Recipe:
     optimizer: str = "adamw"
     lr: float = 1e-3
     momentum: float = 0.9
+    nesterov: bool = False
     beta1: float = 0.9
     beta2: float = 0.999
     weight_decay: float = 0.0
     batch_size: int | None = None
     warmup_steps: int = 0
     schedule: str = "constant"
+    step_every: int | None = None
+    decay_factor: float = 0.1
+    decay_rate: float = 0.999
+    cycle_steps: int | None = None
+    restart_mult: int = 1
     gradient_clip_val: float | None = None
     switch_to_sgd_at: float | None = None
     max_steps: int | None = None
@@ -84,9 +99,14 @@ class Recipe:
         data = dataclasses.asdict(self)
         if not compact:
             return data
-        unused = {"beta1", "beta2"} if self.optimizer == "sgd" else set()
-        if self.optimizer != "sgd" and self.switch_to_sgd_at is None:
+        unused = {"sgd": {"beta1", "beta2"}, "rmsprop": {"beta1"}}.get(self.optimizer, set())
+        if self.optimizer in ("adam", "adamw") and self.switch_to_sgd_at is None:
             unused.add("momentum")
+        if self.optimizer != "sgd" or not self.nesterov:
+            unused.add("nesterov")
+        for schedule, keys in SCHEDULE_KEYS.items():
+            if schedule != self.schedule:
+                unused.update(keys)
         return {k: v for k, v in data.items() if v is not None and k not in unused}
 
     @classmethod
@@ -161,6 +181,26 @@ def _check(r: Recipe) -> None:
         value = getattr(r, name)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise ConfigError(f"{name} must be a positive integer or null, but got {name}={value!r}.")
+    if not isinstance(r.nesterov, bool):
+        raise ConfigError(f"nesterov must be true or false, but got nesterov={r.nesterov!r}.")
+    if r.nesterov and not (r.optimizer == "sgd" and r.momentum > 0):
+        raise ConfigError("nesterov needs SGD with momentum > 0: set optimizer='sgd' and momentum (e.g. 0.9), or "
+                          "nesterov=false.")
+    for name in ("decay_factor", "decay_rate"):
+        value = getattr(r, name)
+        if not _number(value) or not 0 < value < 1:
+            raise ConfigError(f"{name} must be in (0, 1), but got {name}={value!r}.")
+    for name in ("step_every", "cycle_steps"):
+        value = getattr(r, name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"{name} must be a positive number of steps or null, but got {name}={value!r}.")
+    if not isinstance(r.restart_mult, int) or isinstance(r.restart_mult, bool) or r.restart_mult < 1:
+        raise ConfigError(f"restart_mult must be an integer >= 1, but got restart_mult={r.restart_mult!r}.")
+    if r.schedule == "step" and r.step_every is None:
+        raise ConfigError("schedule='step' needs step_every (optimizer steps between cuts), e.g. step_every: 1000.")
+    if r.schedule == "cosine_restarts" and r.cycle_steps is None:
+        raise ConfigError("schedule='cosine_restarts' needs cycle_steps (the first cycle's length), e.g. "
+                          "cycle_steps: 500.")
     if not isinstance(r.warmup_steps, int) or isinstance(r.warmup_steps, bool) or r.warmup_steps < 0:
         raise ConfigError(f"warmup_steps must be an integer >= 0, but got warmup_steps={r.warmup_steps!r}.")
     if r.gradient_clip_val is not None and (not _number(r.gradient_clip_val) or r.gradient_clip_val <= 0):

@@ -16,6 +16,8 @@ STEPS = "steps"  # optimizer steps trained
 SECONDS = "seconds"  # wall time of the fit
 CURVES = "curves"  # thinned loss and gradient-norm curves (for the report)
 START = "tunekit.start"  # why an enqueued trial was enqueued
+INTERVENTIONS = "interventions"  # what auto-remedy applied to the trial's fit (a repaired trial has some)
+AUTO_REMEDY = "tunekit.auto_remedy"  # study attribute: the trials ran with auto-remedy
 
 
 def lr_range_key(family: str) -> str:

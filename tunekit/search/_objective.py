@@ -26,12 +26,14 @@ class Objective:
 
     Each trial stores on itself (``trial.user_attrs``): ``recipe`` (the sampled recipe), ``diagnosis`` (the
     Diagnoser's JSON), ``metrics`` (the final logged metrics), ``steps`` and ``seconds``. A trial whose
-    diagnosis turns critical (divergence) is pruned as soon as the Diagnoser stops it.
+    diagnosis turns critical (divergence) is pruned as soon as the Diagnoser stops it; with ``auto_remedy`` it is
+    repaired instead (rolled back, the LR cut, clipping on), scored, and its ``interventions`` stored.
     """
 
-    def __init__(self, plan: SearchPlan, *, extra_callbacks: Any = None) -> None:
+    def __init__(self, plan: SearchPlan, *, extra_callbacks: Any = None, auto_remedy: bool = False) -> None:
         self.config = plan.config
         self.space = plan.space
+        self.auto_remedy = auto_remedy
         self.extra_callbacks = extra_callbacks  # callable(trial, recipe) -> (callbacks, logger) for dashboards
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -44,7 +46,7 @@ class Objective:
         model = cfg.make_model()
         model.recipe = recipe  # type: ignore[assignment]
         data = cfg.make_data(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
-        diagnoser = Diagnoser(verbose=False, save=False,
+        diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=self.auto_remedy,
                               val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
         callbacks: list[Any] = [diagnoser, PyTorchLightningPruningCallback(trial, monitor=cfg.monitor)]
         logger: Any = False
@@ -70,6 +72,8 @@ class Objective:
             trial.set_user_attr(A.STEPS, int(trainer.global_step))
             trial.set_user_attr(A.DIAGNOSIS, diagnoser.diagnosis.to_dict())
             trial.set_user_attr(A.METRICS, _metrics(trainer))
+            if diagnoser.interventions:  # a repaired trial: what was applied to its fit
+                trial.set_user_attr(A.INTERVENTIONS, [e.to_dict() for e in diagnoser.interventions])
             if diagnoser.attached:  # thinned loss/grad-norm curves for the HTML report
                 trial.set_user_attr(A.CURVES, diagnoser.recorder.record().curves(max_points=150, layers=False))
         if pruned is not None:

@@ -34,6 +34,7 @@ def plan_search(config: RunConfig) -> SearchPlan:
                           "tunekit.RecipeMixin (or return self.recipe.configure_optimizers(self)) and set "
                           "self.recipe in __init__.")
     space = SearchSpace.parse(config.search, base)
+    space.total_steps = config.planned_steps()
     if "batch_size" in space.dimensions and not config.data_takes_batch_size:
         raise ConfigError(f"search: batch_size is searched, but data: {config.data_class.__name__} takes no "
                           "batch_size argument: add one to its __init__ or drop batch_size from search:.")

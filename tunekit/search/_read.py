@@ -111,5 +111,6 @@ class StudyView:
             last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
             rows.append({"number": t.number, "state": t.state.name.lower(), "value": t.value, "last": last,
                          "params": t.params, "steps": t.user_attrs.get(A.STEPS),
-                         "findings": [f["code"] for f in findings], "attrs": t.user_attrs})
+                         "findings": [f["code"] for f in findings], "repaired": bool(t.user_attrs.get(A.INTERVENTIONS)),
+                         "attrs": t.user_attrs})
         return rows

@@ -53,9 +53,9 @@ def open_study(plan: SearchPlan, storage: str | None, study_name: str, *, worker
 
 
 def optimize(study: optuna.Study, plan: SearchPlan, n_trials: int | None, timeout: float | None, on_trial: Any,
-             extra_callbacks: Any) -> None:
+             extra_callbacks: Any, auto_remedy: bool = False) -> None:
     """Run trials in this process."""
-    objective = Objective(plan, extra_callbacks=extra_callbacks)
+    objective = Objective(plan, extra_callbacks=extra_callbacks, auto_remedy=auto_remedy)
     with quiet_lightning():
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(),
                        callbacks=[on_trial] if on_trial else None, gc_after_trial=True)
@@ -65,8 +65,10 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
                storage: str | None = None, study_name: str = "tunekit", n_jobs: int = 1,
                on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
                extra_callbacks: Any = None, note: Callable[[str], None] | None = None,
-               heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD)) -> SearchResult:
-    """Run (or resume) a study: ``n_trials`` more trials, in ``n_jobs`` worker processes.
+               heartbeat: tuple[int, int] = (HEARTBEAT_INTERVAL, GRACE_PERIOD),
+               auto_remedy: bool = False) -> SearchResult:
+    """Run (or resume) a study: ``n_trials`` more trials, in ``n_jobs`` worker processes; with ``auto_remedy`` a
+    trial that would have been pruned for a divergence is repaired inside its fit and scored instead.
 
     ``plan`` is a config checked by ``plan_search`` (a ``RunConfig`` is checked here). Bad input raises
     ``ConfigError``/``StorageError`` before anything is written; a monitor metric that is never logged stops the
@@ -88,10 +90,12 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
             plan.space.lr_bounds = lr_ranges(study, plan, note)
             if created:
                 enqueue_suggestion(study, plan)
+        if auto_remedy:
+            study.set_user_attr(A.AUTO_REMEDY, True)
         if n_jobs == 1:
-            optimize(study, plan, n_trials, timeout, on_trial, extra_callbacks)
+            optimize(study, plan, n_trials, timeout, on_trial, extra_callbacks, auto_remedy)
         else:
-            optimize_in_workers(study, plan, url, n_trials, timeout, n_jobs, heartbeat, on_trial)
+            optimize_in_workers(study, plan, url, n_trials, timeout, n_jobs, heartbeat, on_trial, auto_remedy)
     except MonitorNotLogged:
         if created:
             _remove(study, url, path, file_existed)

@@ -8,9 +8,14 @@ search:
   weight_decay: [1.0e-6, 1.0e-1]
   batch_size: [32, 64, 128, 256]            # integers: a list of choices
   warmup_steps: {low: 0, high: 200}         # or an explicit range / {choices: [...]}
-  schedule: [constant, cosine]
+  schedule: [constant, cosine, one_cycle]   # step, exponential and cosine_restarts too
+  nesterov: [true, false]                   # drawn only when the optimizer is SGD
   switch_to_sgd_at: [0.6, 0.9]
 ```
+
+A schedule's own keys (``step_every``, ``decay_factor``, ``decay_rate``, ``cycle_steps``, ``restart_mult``) are drawn
+only in trials that draw that schedule; a step or restart schedule without a searched period cuts at a third (and
+cycles over a quarter) of the fit's planned steps.
 """
 
 from __future__ import annotations
@@ -20,12 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunekit.exceptions import ConfigError
-from tunekit.recipe import FIELDS, OPTIMIZERS, SCHEDULES, Recipe
+from tunekit.recipe import FIELDS, OPTIMIZERS, SCHEDULE_KEYS, SCHEDULES, Recipe
 
 TWO_STAGE = {"adam_then_sgd": "adam", "adamw_then_sgd": "adamw"}  # optimizer names that mean a switch to SGD
-FLOAT_FIELDS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "switch_to_sgd_at")
-INT_FIELDS = ("batch_size", "warmup_steps", "max_steps")
-LOG_SCALE = ("lr", "weight_decay", "gradient_clip_val", "batch_size", "max_steps")  # searched on a log scale
+FLOAT_FIELDS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "switch_to_sgd_at",
+                "decay_factor", "decay_rate")
+INT_FIELDS = ("batch_size", "warmup_steps", "max_steps", "step_every", "cycle_steps", "restart_mult")
+LOG_SCALE = ("lr", "weight_decay", "gradient_clip_val", "batch_size", "max_steps", "step_every",
+             "cycle_steps")  # searched on a log scale
+STEP_SHARE, CYCLE_SHARE = 1 / 3, 1 / 4  # default period of a step schedule, and first cycle of restarts
+VALUE_CONTEXT: dict[str, dict[str, Any]] = {  # what a value of these keys is checked together with
+    "nesterov": {"optimizer": "sgd", "momentum": 0.9},
+    "step_every": {"schedule": "step"},
+    "cycle_steps": {"schedule": "cosine_restarts"},
+    "restart_mult": {"schedule": "cosine_restarts", "cycle_steps": 10},
+}
 DEFAULT_SWITCH_AT = 0.8  # where a two-stage optimizer switches when switch_to_sgd_at is not searched (guide)
 
 
@@ -52,6 +66,7 @@ class SearchSpace:
     dimensions: dict[str, Dimension]
     base: Recipe = field(default_factory=Recipe)
     lr_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
+    total_steps: int | None = None  # the fit's planned steps (default periods of step and restart schedules)
 
     @classmethod
     def parse(cls, section: Mapping[str, Any], base: Recipe | None = None) -> SearchSpace:
@@ -97,11 +112,24 @@ class SearchSpace:
         for name in ("beta1", "beta2"):
             if values["optimizer"] != "sgd":
                 values[name] = self._draw(trial, name, getattr(self.base, name))
-        if values["optimizer"] == "sgd" or two_stage:
+        if values["optimizer"] in ("sgd", "rmsprop") or two_stage:
             values["momentum"] = self._draw(trial, "momentum", self.base.momentum)
+        values["nesterov"] = self._draw(trial, "nesterov", self.base.nesterov) if values["optimizer"] == "sgd" \
+            else False
         for name in ("weight_decay", "batch_size", "warmup_steps", "schedule", "gradient_clip_val", "max_steps"):
             values[name] = self._draw(trial, name, getattr(self.base, name))
-        return self.base.replace(**values)
+        total = values["max_steps"] or self.total_steps or 0
+        for name in SCHEDULE_KEYS.get(values["schedule"], ()):
+            default = getattr(self.base, name)
+            if default is None and name == "step_every":
+                default = max(1, round(STEP_SHARE * total)) if total else None
+            if default is None and name == "cycle_steps":
+                default = max(1, round(CYCLE_SHARE * total)) if total else None
+            values[name] = self._draw(trial, name, default)
+        try:
+            return self.base.replace(**values)
+        except ConfigError as err:
+            raise ConfigError(f"search: {err} (the fit's length is unknown: give it in search: or recipe:)") from None
 
     def _draw(self, trial: Any, name: str, default: Any) -> Any:
         dim = self.dimensions.get(name)
@@ -171,14 +199,18 @@ def _check_value(name: str, value: Any) -> None:
             raise ConfigError(f"search: optimizer: {value!r} is not one of "
                               f"{', '.join(OPTIMIZERS + tuple(TWO_STAGE))}.")
         return
-    if name == "schedule" and value not in SCHEDULES:
-        raise ConfigError(f"search: schedule: {value!r} is not one of {', '.join(SCHEDULES)}.")
+    if name == "schedule":  # its own keys come with it in a trial (or from the fit's length)
+        if value not in SCHEDULES:
+            raise ConfigError(f"search: schedule: {value!r} is not one of {', '.join(SCHEDULES)}.")
+        return
     if name == "switch_to_sgd_at":
         if not _is_number(value) or not 0 < value < 1:
             raise ConfigError(f"search: switch_to_sgd_at must be in (0, 1), but got {value!r}.")
         return
+    if name == "nesterov" and not isinstance(value, bool):
+        raise ConfigError(f"search: nesterov takes true or false, but got {value!r}.")
     try:
-        Recipe(**{"optimizer": "adamw", name: value})
+        Recipe(**{"optimizer": "adamw", **VALUE_CONTEXT.get(name, {}), name: value})
     except ConfigError as err:
         raise ConfigError(f"search: {err}") from None
 

@@ -27,6 +27,7 @@ class SearchResult:
     best_diagnosis: dict[str, Any] | None
     lr_range: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    repaired: int = 0  # trials auto-remedy repaired inside their fit
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,4 +46,5 @@ def summarize(view: StudyView, seconds: float = 0.0) -> SearchResult:
         lr_range={fam: {"suggestion": r.suggestion, "bounds": list(r.bounds) if r.bounds else None, "steps": r.steps}
                   for fam, r in view.lr_ranges().items()},
         seconds=round(seconds, 2),
+        repaired=sum(r["repaired"] for r in view.trial_rows()),
     )

@@ -18,23 +18,25 @@ POLL_SECONDS = 1.0  # how often the parent looks for newly finished trials to re
 
 
 def _worker(plan: SearchPlan, url: str, study_name: str, n_trials: int | None, timeout: float | None,
-            index: int, heartbeat: tuple[int, int]) -> None:
+            index: int, heartbeat: tuple[int, int], auto_remedy: bool) -> None:
     from tunekit.search._run import open_study, optimize
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     study, _ = open_study(plan, url, study_name, worker=index, heartbeat=heartbeat)
-    optimize(study, plan, n_trials, timeout, None, None)
+    optimize(study, plan, n_trials, timeout, None, None, auto_remedy)
 
 
 def optimize_in_workers(study: optuna.Study, plan: SearchPlan, url: str, n_trials: int | None,
-                        timeout: float | None, n_jobs: int, heartbeat: tuple[int, int], on_trial: Any) -> None:
+                        timeout: float | None, n_jobs: int, heartbeat: tuple[int, int], on_trial: Any,
+                        auto_remedy: bool = False) -> None:
     """``n_jobs`` worker processes on the same storage, the trials shared out between them."""
     study_name = study.study_name
     shares = [None] * n_jobs if n_trials is None else [n_trials // n_jobs + (i < n_trials % n_jobs)
                                                        for i in range(n_jobs)]
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_worker, args=(plan, url, study_name, share, timeout, i, heartbeat),
-                               daemon=False) for i, share in enumerate(shares) if share != 0]
+    workers = [context.Process(target=_worker, daemon=False,
+                               args=(plan, url, study_name, share, timeout, i, heartbeat, auto_remedy))
+               for i, share in enumerate(shares) if share != 0]
     for w in workers:
         w.start()
     seen: set[int] = set()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from tunekit.signals._buffer import BoundedTable
+from tunekit.signals._curvature import Curvature, adam_preconditioner, curvature
 from tunekit.signals._history import SignalHistory
 from tunekit.signals._layers import layer_membership, layer_of
 from tunekit.signals._recorder import SignalRecorder
 
-__all__ = ["BoundedTable", "SignalHistory", "SignalRecorder", "layer_membership", "layer_of"]
+__all__ = ["BoundedTable", "Curvature", "SignalHistory", "SignalRecorder", "adam_preconditioner", "curvature",
+           "layer_membership", "layer_of"]

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tunekit.record import RunRecord, initial_loss_of
+from tunekit.record import INITIAL_STEPS, RunRecord, initial_loss_of
 from tunekit.signals._buffer import BoundedTable
 from tunekit.signals._steps import StepRows
 
@@ -31,6 +31,7 @@ class SignalHistory:
         self.initial_loss: float | None = None
         self.total_steps: int | None = None
         self.grad_scaler = False
+        self._initial_rows = 0  # steps the initial loss was read from
         self.version = 0  # bumped by every change, so a record built once serves until the next
         self._cached: tuple[int, RunRecord] | None = None
 
@@ -52,8 +53,11 @@ class SignalHistory:
         lrs = self._group_lrs(rows.lrs)
         self.table.append(np.column_stack([rows.steps, rows.loss, total, lrs[:, 0], layer]))  # type: ignore[union-attr]
         self.lrs.append(np.column_stack([rows.steps, lrs]))  # type: ignore[union-attr]
-        if self.initial_loss is None:
-            self.initial_loss = initial_loss_of(rows.loss)
+        # the start is read from the first steps, whichever read-back brings them
+        if self._initial_rows < INITIAL_STEPS:
+            first = self.table.data[:INITIAL_STEPS, 1]  # type: ignore[union-attr]
+            self.initial_loss = initial_loss_of(first)
+            self._initial_rows = len(first)
         bad = rows.has_loss & ~np.isfinite(rows.loss)
         if not self.grad_scaler:  # under fp16 loss scaling an inf gradient is a skipped step, not a failure
             bad |= ~np.isfinite(total)
@@ -126,4 +130,5 @@ class SignalHistory:
             self.lrs.load(lrs.numpy())
         self.first_nonfinite_step = state.get("first_nonfinite_step")
         self.initial_loss = state.get("initial_loss")
+        self._initial_rows = INITIAL_STEPS if self.initial_loss is not None else 0
         self.version += 1

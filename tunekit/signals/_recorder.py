@@ -129,6 +129,13 @@ class SignalRecorder:
             self.flush()
         return self.history.record()
 
+    def reset_nonfinite(self) -> None:
+        """Forget a non-finite step (the fit was rolled back to a healthy state before it)."""
+        self.history.first_nonfinite_step = None
+        self.history.version += 1
+        if self._watch is not None:
+            self._watch.reset()
+
     # the history's state, read through the recorder
     @property
     def first_nonfinite_step(self) -> int | None:

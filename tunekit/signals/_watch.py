@@ -34,3 +34,9 @@ class NonFiniteWatch:
         seen = int(self._bad_host)  # what an earlier step's copy left there
         self._bad_host.copy_(self._bad_dev, non_blocking=True)
         return seen if seen >= 0 else None
+
+    def reset(self) -> None:
+        """Watch again from scratch (after the fit was rolled back to a state before the bad step)."""
+        if self._bad_dev is not None:
+            self._bad_dev.fill_(-1)
+            self._bad_host.fill_(-1)

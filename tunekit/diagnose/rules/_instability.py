@@ -24,6 +24,12 @@ LATE_DIVERGENCE_FRACTION = 0.5  # a divergence after half the planned steps is "
 LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan is unknown
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
+WRECKING_UPDATE = 0.1  # a first update that moves the weights by 10% of their size (100x a healthy step) ...
+WRECKED_LEVEL = 0.85  # ... in a run whose loss is still within 15% of its start has wrecked the network at once
+# (a linear model starting near zero weights takes a first step that large too, and learns)
+SPIKES_LATE = 0.25  # spikes still coming in the last quarter of the run are a warning however low the loss
+HUGE_UPDATES = 0.05  # updates that keep moving the weights by 5% of their size (50x a healthy step) all run long ...
+HUGE_UPDATE_SAMPLES = 3  # ... over at least this many samples after the first: the steps are far too large
 BLOW_UP_FACTOR = 100.0  # or the loss blew up to 100x its initial value and the run never got below its start
 LR_CUT = (10.0, 1000.0)  # a diverged run's LR is divided by its update ratio over the target, within these
 # bounds: at least the guide's "reduce by a factor of 10", at most three decades in one remedy
@@ -35,10 +41,12 @@ MIN_SPIKES = 2  # one damaging spike can be bad luck; two make a pattern
 EARLY_FRACTION = 0.1  # "early" = the first 10% of the planned steps (the glossary's warmup span)
 EARLY_MIN_STEPS = 30  # ... but at least this many steps
 EARLY_SPIKE_FACTOR = 1.3  # early loss (smoothed) rising 30% above the initial loss is an early blow-up
+LEARNED_AFTER = 0.5  # an early blow-up (or spikes) is only a hint once the run went on to halve its initial loss
 OSCILLATION_MIN_STEPS = 40  # need this many steps before calling a loss curve oscillating
 OSCILLATION_AMPLITUDE = 0.5  # window's loss interquartile range over its median: swings of half the level
 OSCILLATION_LEVEL = 0.8  # ... while the loss is above 80% of its initial value (it never got going) ...
-OSCILLATION_REGRESSION = 1.5  # ... or 1.5x above the best it reached before (it lost ground)
+OSCILLATION_REGRESSION = 0.25  # ... or it lost a quarter of the progress it had made: (level - best) over
+# (initial - best), so a loss swinging near zero after real progress is not called oscillating
 OSCILLATION_PROGRESS = -0.05  # ... and the window's second half is not 5% lower than its first
 SMOOTH_STEPS = 9  # running-median width used to find the best loss reached (single batches are noisy)
 RECENT_FRACTION = 0.1  # divergence and recovery are judged on the last 10% of the run ...
@@ -49,7 +57,9 @@ LATE_LOOKBACK = 50  # steps before a late divergence whose loss says whether the
 LATE_LEARNED = 0.7  # ... it had, if their median was under 70% of the initial loss
 SPIKE_DAMAGE_LAG = 6  # a spike's damage is read from the losses this many steps after it
 DAMAGE_WINDOW = 5  # medians of this many losses before and after a spike
-EARLY_SMOOTH = 5  # running-median width of the early loss
+EARLY_SMOOTH = 9  # running-median width of the early loss (a blow-up lasts a few steps; noise does not)
+EARLY_NOISE = 3.0  # ... whose peak must also clear the start by three standard deviations of the batch noise
+MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation is 1.4826 median absolute deviations
 OSCILLATION_FRACTION = 0.25  # oscillation is judged on the last quarter of the run ...
 OSCILLATION_MAX_STEPS = 400  # ... at most this many steps
 OSCILLATION_BEST_BLOCKS = 4  # the best level before the window: medians of blocks a quarter of the window long
@@ -90,7 +100,7 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
              R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, 1))),
         )
     if not (recent > DIVERGED_LOSS_FACTOR * max(record.initial_loss, 1e-12) and recent > DIVERGED_BEST_FACTOR * best):
-        return None
+        return _wrecked(record, ctx, recent)
     start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
     start = int(record.steps[start_i])
     remedies = [R.lower_lr(ctx, lr_cut(record, start), "the loss climbed far above its starting value, the mark of "
@@ -101,6 +111,24 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
         f"the loss rose to {fmt(recent)}, {recent / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)} "
         f"(its best was {fmt(best)}), from step {start} on, and has not come back",
         {"loss": recent, "initial_loss": record.initial_loss, "best_loss": best, "lr": ctx.lr}, tuple(remedies),
+    )
+
+
+def _wrecked(record: RunRecord, ctx: RunContext, recent: float) -> Finding | None:
+    """The first update was far too large and the run has not learned since: units died or saturated at once (the
+    loss stays finite, so nothing else calls it divergence)."""
+    first = record.update_ratio[record.update_steps == record.steps[0]] if len(record) else np.array([])
+    if not len(first) or not first[0] > WRECKING_UPDATE or recent < WRECKED_LEVEL * (record.initial_loss or 0.0):
+        return None
+    ratio, initial = float(first[0]), float(record.initial_loss or 1.0)
+    return Finding(
+        FindingCode.DIVERGENCE, Severity.WARNING, int(record.steps[0]),
+        f"the first update moved the weights by {ratio:.0%} of their size (a healthy step moves them by about "
+        f"{TARGET_UPDATE_RATIO:.0e}) and the loss has not come down since ({fmt(recent)}, "
+        f"{recent / initial:.0%} of its start): steps this large wreck the network at once",
+        {"update_ratio": ratio, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
+        (R.lower_lr(ctx, lr_cut(record), "a step that size kills units or saturates layers before anything is "
+                    "learned"), R.add_warmup(ctx, record.total_steps)),
     )
 
 
@@ -202,7 +230,7 @@ def _spikes(record: RunRecord) -> np.ndarray:
         return np.array([], dtype=int)
     base = rolling_median(g, SPIKE_HISTORY)
     with np.errstate(invalid="ignore"):
-        candidates = np.flatnonzero(g > SPIKE_FACTOR * base)
+        candidates = np.flatnonzero((g > SPIKE_FACTOR * base) & (base > 0))  # a dead network has no baseline
     candidates = candidates[candidates + SPIKE_DAMAGE_LAG < len(g)]  # a spike needs steps after it to show damage
     if not len(candidates):
         return candidates
@@ -215,8 +243,10 @@ def _spikes(record: RunRecord) -> np.ndarray:
 
 
 def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | None:
-    """Gradient-norm spikes that knock the loss up (the loss still finite)."""
-    spikes = _spikes(record)
+    """Gradient-norm spikes that knock the loss up (the loss still finite), recurring after the first steps (spikes
+    only at the start are an early instability)."""
+    limit = _early_limit(record)
+    spikes = np.array([i for i in _spikes(record) if record.steps[i] >= limit], dtype=int)
     if len(spikes) < MIN_SPIKES:
         return None
     i = int(spikes[0])
@@ -226,8 +256,12 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     clip = R.clip_gradients(ctx, healthy)
     lower = R.lower_lr(ctx, EARLY_LR_CUT, "smaller steps keep a steep wall from throwing the weights far")
     remedies = (lower, clip)  # the primer's order for exploding losses: lower the LR, then clip
+    recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
+    still_coming = record.steps[int(spikes[-1])] >= record.steps[0] + (1 - SPIKES_LATE) * (record.last_step -
+                                                                                        record.steps[0])
+    shaken_off = record.initial_loss is not None and recent < LEARNED_AFTER * record.initial_loss and not still_coming
     return Finding(
-        FindingCode.EXPLODING_GRADIENTS, Severity.WARNING, int(record.steps[i]),
+        FindingCode.EXPLODING_GRADIENTS, Severity.INFO if shaken_off else Severity.WARNING, int(record.steps[i]),
         f"{len(spikes)} gradient-norm spikes (up to {fmt(worst)}, {worst / base:.0f}x the typical {fmt(base)}) "
         f"each pushed the loss up, the first at step {int(record.steps[i])}",
         {"spikes": len(spikes), "grad_norm_max": worst, "grad_norm_median": healthy, "lr": ctx.lr},
@@ -245,20 +279,26 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     peak_i = int(np.nanargmax(sm)) if len(sm) and np.isfinite(sm).any() else 0
     peak = float(sm[peak_i]) if len(sm) else float("nan")
     spikes = [i for i in _spikes(record) if record.steps[i] < limit]
-    blew_up = peak > EARLY_SPIKE_FACTOR * record.initial_loss
+    # a rise must stand out of the batches' own noise (a regression on batches of 8 swings 2x from batch to batch)
+    noise = MAD_TO_SIGMA * median(np.abs(record.loss[early] - sm)) if len(sm) else 0.0
+    blew_up = peak > EARLY_SPIKE_FACTOR * record.initial_loss and peak > record.initial_loss + EARLY_NOISE * noise
     if not (blew_up or spikes):
         return None
     if median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):]) >= record.initial_loss:
         return None  # it never recovered: that is divergence or a stall, not an early hiccup
     step = int(record.steps[peak_i]) if blew_up else int(record.steps[spikes[0]])
+    recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
+    severity = Severity.INFO if recent < LEARNED_AFTER * record.initial_loss else Severity.WARNING
     remedies = [R.lower_lr(ctx, EARLY_LR_CUT, "the first steps overshoot before the optimizer's statistics settle")]
     if not _has_warmup(record):
         remedies.insert(0, R.add_warmup(ctx, record.total_steps, at_least=2 * step))
     remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
     what = (f"the loss rose to {fmt(peak)} ({peak / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)})"
             if blew_up else f"{len(spikes)} gradient spikes hit the loss")
-    return Finding(FindingCode.EARLY_INSTABILITY, Severity.WARNING, step,
-                   f"{what} in the first {limit} steps, then training recovered",
+    return Finding(FindingCode.EARLY_INSTABILITY, severity, step,
+                   f"{what} in the first {limit} steps, then training recovered"
+                   + (f" (to {recent / record.initial_loss:.0%} of its initial loss)" if severity is Severity.INFO
+                      else f", though only to {fmt(recent)}"),
                    {"early_loss_peak": peak, "initial_loss": record.initial_loss, "lr": ctx.lr}, tuple(remedies))
 
 
@@ -286,17 +326,43 @@ def divergence_loss_ratio(record: RunRecord) -> float:
     return median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):]) / record.initial_loss
 
 
+def _huge_updates(record: RunRecord, ctx: RunContext) -> Finding | None:
+    """Every step keeps moving the weights by a large share of their size and the run has not learned: the LR is far
+    too high (the loss can sit flat at a high noise floor, swinging or not)."""
+    later = record.update_ratio[1:][np.isfinite(record.update_ratio[1:])]
+    if len(later) < HUGE_UPDATE_SAMPLES or not median(later) > HUGE_UPDATES:
+        return None
+    level = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
+    if level < WRECKED_LEVEL * (record.initial_loss or 0.0):
+        return None  # it learns: weights near zero make any step look large (a linear model's, say)
+    ratio = median(later)
+    cut = float(np.clip(ratio / TARGET_UPDATE_RATIO, *LR_CUT))
+    return Finding(
+        FindingCode.OSCILLATION, Severity.WARNING, int(record.update_steps[1]),
+        f"every step moves the weights by about {ratio:.0%} of their size (a healthy step moves them by about "
+        f"{TARGET_UPDATE_RATIO:.0e}): steps this large jump about instead of descending",
+        {"update_ratio": ratio, "loss_level": level, "lr": ctx.lr},
+        (R.lower_lr(ctx, cut, "the updates are tens of times the healthy size"), R.clip_gradients(ctx, median(
+            record.grad_norm))),
+    )
+
+
 def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
-    """The loss swings up and down without net progress while still far from converged."""
+    """The loss swings up and down without net progress while still far from converged (or every step is far too
+    large, see ``_huge_updates``)."""
     if record.initial_loss is None or len(record) < OSCILLATION_MIN_STEPS:
         return None
+    huge = _huge_updates(record, ctx)
+    if huge is not None:
+        return huge
     n = _oscillation_window(record)
     window = record.loss[-n:]
     level = median(window)
     amplitude = _relative_iqr(window)
     progress = halves_change(window)
     best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // OSCILLATION_BEST_BLOCKS))
-    far = level > OSCILLATION_LEVEL * record.initial_loss or level > OSCILLATION_REGRESSION * best
+    lost = (level - best) / (record.initial_loss - best) if record.initial_loss > best else 0.0
+    far = level > OSCILLATION_LEVEL * record.initial_loss or lost > OSCILLATION_REGRESSION
     # The medians of two noisy halves differ by chance: count a fall only beyond twice its standard
     # error (IQR/1.35 estimates the spread; the median's error is 1.25 spread/sqrt(n)).
     noise = 2 * MEDIAN_SE * (amplitude / IQR_PER_SIGMA) / np.sqrt(max(n // 2, 1))
@@ -311,8 +377,8 @@ def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
     return Finding(
         FindingCode.OSCILLATION, Severity.WARNING, int(record.steps[-n]),
         f"over the last {n} steps the loss swung by {amplitude:.0%} of its level ({fmt(level)}) without coming down"
-        + (f", {level / best:.1f}x above the best it reached ({fmt(best)})"
-           if level > OSCILLATION_REGRESSION * best else ""),
+        + (f", having lost {lost:.0%} of the progress it had made (its best was {fmt(best)})"
+           if lost > OSCILLATION_REGRESSION else ""),
         {"loss_level": level, "relative_amplitude": amplitude, "window_change": progress, "best_loss": best,
          "lr": ctx.lr},
         tuple(remedies),

@@ -28,6 +28,7 @@ STALL_BAND = 0.03  # the stall began where the (smoothed) loss last left a 3% ba
 SADDLE_GRAD_TO_LOSS = 1e-2  # gradient norm under 1% of the loss value is "tiny": first-order steps crawl
 SLOW_PROGRESS = 0.8  # after the first window, a loss still above 80% of the initial is slow progress
 SLOW_UPDATE_RATIO = 1e-4  # updates under 1e-4 of the weights per step are too small (healthy ~1e-3)
+STILL_FALLING = -0.05  # a window whose second half is 5% below its first is still falling steadily
 SLOW_RAISE = (3.0, 100.0)  # a too-low LR is raised towards the healthy update ratio, by at least 3x, at most 100x
 SLOW_RAISE_BLIND = 10.0  # ... or by 10x when no update ratio was sampled
 SADDLE_RAISE = 10.0  # a saddle's LR remedy: ten times larger steps
@@ -49,8 +50,12 @@ def _window(record: RunRecord) -> int:
 
 
 def _update_ratio(record: RunRecord, since_step: int) -> float:
+    """The median update/weight ratio sampled since ``since_step``; the latest sample when the window holds none
+    (samples come every ``update_ratio_every`` steps, and a window can be shorter)."""
     keep = record.update_steps >= since_step
-    return median(record.update_ratio[keep]) if keep.any() else float("nan")
+    if keep.any():
+        return median(record.update_ratio[keep])
+    return float(record.update_ratio[-1]) if len(record.update_ratio) else float("nan")
 
 
 def _weight_grad_norm(record: RunRecord, n: int) -> float:
@@ -107,35 +112,48 @@ def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
 
 
 def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None:
-    """Healthy gradients, tiny updates, little progress: the learning rate is too low."""
+    """Healthy gradients, small updates, little progress: the learning rate is too low.
+
+    Tiny updates (under ``SLOW_UPDATE_RATIO`` of the weights) near the start are a warning on their own. Updates
+    only somewhat small (under the healthy ``TARGET_UPDATE_RATIO``) on a loss near its start, or one still falling
+    steadily, are a hint that a what-if probe settles: it becomes a warning when a larger LR makes the loss fall
+    faster (the update size that suits a model differs from model to model; the probe does not depend on it).
+    """
     if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
         return None
     n = _window(record)
     level = median(record.loss[-n:])
     since = int(record.steps[-n])
     ratio = _update_ratio(record, since)
-    if not level > SLOW_PROGRESS * record.initial_loss:
+    near_start = level > SLOW_PROGRESS * record.initial_loss
+    converged = level < PLATEAU_FLOOR * record.initial_loss
+    falling = halves_change(record.loss[-n:]) < STILL_FALLING and not converged
+    if not (near_start or falling):
         return None
     g = median(record.grad_norm[-n:])
-    if _weight_grad_norm(record, n) / max(level, 1e-12) < SADDLE_GRAD_TO_LOSS:
+    if near_start and _weight_grad_norm(record, n) / max(level, 1e-12) < SADDLE_GRAD_TO_LOSS:
         return None  # tiny gradients: the saddle rule speaks for this run
     if np.isfinite(ratio):
-        if ratio >= SLOW_UPDATE_RATIO:
+        if ratio >= TARGET_UPDATE_RATIO:
             return None  # the steps are a healthy size; the problem lies elsewhere
+        strong = near_start and ratio < SLOW_UPDATE_RATIO
         factor = float(np.clip(TARGET_UPDATE_RATIO / max(ratio, 1e-12), *SLOW_RAISE))
     else:
-        if halves_change(record.loss[-n:]) > FLAT_CHANGE:
+        if not falling:
             return None  # without update sizes, only a steady slow descent points at the LR
-        factor = SLOW_RAISE_BLIND
-    remedies = [R.raise_lr(ctx, factor, "the updates are far smaller than the weights, so each step changes little")]
+        strong, factor = False, SLOW_RAISE_BLIND
+    remedies = [R.raise_lr(ctx, factor, "the updates are small next to the weights, so each step changes little")]
     if not ctx.is_adam:
         remedies.append(R.switch_optimizer(ctx, "Adam scales each parameter's step and is less sensitive to the LR"))
     ratio_text = f", each update moves the weights by {fmt(ratio)} of their size" if np.isfinite(ratio) else ""
+    where = (f"the loss is still {fmt(level)} ({level / record.initial_loss:.0%} of its initial value)" if near_start
+             else f"the loss is still falling steadily ({fmt(level)}, {level / record.initial_loss:.0%} of its start)")
     return Finding(
-        FindingCode.SLOW_CONVERGENCE, Severity.WARNING, since,
-        f"after {record.last_step + 1} steps the loss is still {fmt(level)} ({level / record.initial_loss:.0%} of its "
-        f"initial value) with healthy gradients{ratio_text}: the learning rate is too low",
-        {"loss": level, "initial_loss": record.initial_loss, "update_ratio": ratio, "grad_norm": g, "lr": ctx.lr},
+        FindingCode.SLOW_CONVERGENCE, Severity.WARNING if strong else Severity.INFO, since,
+        f"after {record.last_step + 1} steps {where} with healthy gradients{ratio_text}: the learning rate "
+        + ("is too low" if strong else "may be too low"),
+        {"loss": level, "initial_loss": record.initial_loss, "update_ratio": ratio, "grad_norm": g, "lr": ctx.lr,
+         "still_falling": falling},
         tuple(remedies),
     )
 
@@ -163,7 +181,8 @@ def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
         FindingCode.PLATEAU, Severity.WARNING, int(record.steps[-n]),
         f"the loss has not improved over the last {n} steps (flat at {fmt(level)}, batch-to-batch noise "
         f"{noise:.0%}) at a constant learning rate of {fmt(ctx.lr)}",
-        {"loss": level, "window_change": change, "noise": noise, "lr": ctx.lr}, tuple(remedies),
+        {"loss": level, "initial_loss": record.initial_loss, "window_change": change, "noise": noise, "lr": ctx.lr},
+        tuple(remedies),
     )
 
 

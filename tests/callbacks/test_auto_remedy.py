@@ -1,0 +1,97 @@
+"""Auto-remedy in real fits: a run pushed to NaN is rolled back and carries on; a healthy run is left alone; a
+checkpoint after an intervention resumes with the changed recipe and the event history."""
+
+import json
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from tunekit.callbacks import Diagnoser
+from tunekit.callbacks._surgery import LiveLR, LRProgram
+from tunekit.examples import MLP, DigitsDataModule
+
+
+class LRLog(Callback):
+    def __init__(self):
+        self.lrs = {}
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.lrs[trainer.global_step] = optimizer.param_groups[0]["lr"]
+
+
+def _fit(tmp_path, model_kwargs, epochs, d, ckpt=None, checkpoint=False, log=None):
+    pl.seed_everything(0, verbose=False)
+    callbacks = [d] + ([log] if log else []) + (
+        [ModelCheckpoint(dirpath=tmp_path, every_n_epochs=1, save_top_k=-1)] if checkpoint else [])
+    trainer = pl.Trainer(max_epochs=epochs, callbacks=callbacks, logger=False, enable_checkpointing=checkpoint,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(MLP(**model_kwargs), datamodule=DigitsDataModule(), ckpt_path=ckpt)
+    return trainer
+
+
+NAN = {"optimizer": "sgd", "lr": 50.0}  # the loss is inf by step 12
+
+
+def test_a_run_pushed_to_nan_is_rolled_back_and_ends_finite_and_falling(tmp_path):
+    d = Diagnoser(verbose=False, auto_remedy=True, dirpath=tmp_path)
+    trainer = _fit(tmp_path, NAN, 6, d)
+    assert trainer.global_step == 6 * 23  # it trained on, instead of stopping at step 13
+    (event,) = d.interventions
+    assert (event.finding.value, event.remedy.value) == ("divergence", "lower_lr")
+    assert event.change == {"lr": 0.05, "gradient_clip_val": 1.0} and event.evidence["rolled_back_to"] == 0
+    after = d.recorder.record().since(event.step)
+    assert np.isfinite(after.loss).all()
+    assert np.median(after.loss[-20:]) < 0.5 * np.median(after.loss[:20])  # falling
+    assert trainer.gradient_clip_val == 1.0 and trainer.optimizers[0].param_groups[0]["lr"] == 0.05
+    saved = json.loads((tmp_path / "diagnosis.json").read_text())
+    assert saved["interventions"][0]["change"] == {"lr": 0.05, "gradient_clip_val": 1.0}
+    assert "divergence" not in d.diagnosis.codes  # judged from the intervention on
+
+
+def test_a_healthy_run_gets_no_intervention(tmp_path):
+    d = Diagnoser(verbose=False, save=False, auto_remedy=True)
+    _fit(tmp_path, {"lr": 1e-3}, 6, d)
+    assert d.interventions == [] and d.diagnosis.is_healthy
+    assert "interventions" not in d.diagnosis.to_dict()
+
+
+def test_without_interventions_left_a_nan_run_stops_as_before(tmp_path):
+    d = Diagnoser(verbose=False, save=False, auto_remedy=True, max_interventions=0)
+    trainer = _fit(tmp_path, NAN, 6, d)
+    assert trainer.global_step == 13 and d.diagnosis.codes[0] == "divergence" and d.interventions == []
+
+
+def test_a_checkpoint_after_an_intervention_resumes_with_the_changed_recipe(tmp_path):
+    first = Diagnoser(verbose=False, save=False, auto_remedy=True)
+    _fit(tmp_path, NAN, 2, first, checkpoint=True)
+    assert len(first.interventions) == 1
+    second, log = Diagnoser(verbose=False, save=False, auto_remedy=True), LRLog()
+    trainer = _fit(tmp_path, NAN, 4, second, ckpt=tmp_path / "epoch=1-step=46.ckpt", log=log)
+    assert log.lrs[46] == 0.05  # not the module's own lr 50
+    assert trainer.gradient_clip_val == 1.0
+    assert [e.to_dict() for e in second.interventions] == [e.to_dict() for e in first.interventions]
+    assert np.isfinite(second.recorder.record().loss[-10:]).all()
+
+
+def test_lr_programs_ride_on_top_of_a_running_schedule():
+    opt = torch.optim.SGD([torch.zeros(1)], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 ** s)
+    live = LiveLR()
+    live.programs.append(LRProgram("warmup", 2, 4))
+    seen = []
+    for step in range(6):
+        live.apply(opt, step, [scheduler])
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    expected = [0.5**s * min(1.0, max(0, s - 2 + 1) / 4 if s >= 2 else 1.0) for s in range(6)]
+    assert seen == pytest.approx(expected)
+    live = LiveLR()
+    live.programs = [LRProgram("cosine", 0, 10)]
+    constant = torch.optim.SGD([torch.zeros(1)], lr=0.2)  # no scheduler: the factor must not compound
+    for step in range(3):
+        live.apply(constant, step, [])
+    assert constant.param_groups[0]["lr"] == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 2 / 10)))

@@ -1,0 +1,212 @@
+"""Auto-remedy: a finding's remedy applied to the running fit, and the fit carried on.
+
+One in-memory snapshot of the training state (weights, optimizer state, schedulers, grad scaler) is kept: taken
+at the start of the fit, then at every check where the run is healthy and its validation loss is no worse than
+its best. What each finding gets:
+
+* ``divergence``, ``exploding_gradients``: back to the snapshot; the LR cut (the probe's, when one ran); clipping
+  at a healthy step's gradient norm;
+* ``early_instability``: back to the snapshot; a warmup restarted from there;
+* ``plateau`` (noise floor): a cosine decay of the LR over what is left of the fit;
+* ``slow_convergence``: the LR raised by the factor found (the probe's, when one ran);
+* ``oscillation``: the LR cut by the factor found;
+* ``saddle_stall``: momentum (or Adam's beta1) raised;
+* ``generalization_gap``: Adam: the rest of the fit with SGD and momentum; otherwise more weight decay; a gap that
+  comes back after that: back to the snapshot (the best validation loss) and stop.
+
+The rules then judge the fit from the intervention on. At most ``max_interventions`` per fit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+
+from tunekit.callbacks._surgery import LiveLR, LRProgram, swap_to_sgd
+from tunekit.diagnose import Diagnosis, Finding, FindingCode, Intervention, RemedyCode, RunContext, Severity
+from tunekit.diagnose._stats import nice
+from tunekit.probes import TrainingState, probe_reason
+from tunekit.recipe import apply_to_groups, rescale_schedule
+from tunekit.record import RunRecord
+from tunekit.utilities.lightning import grad_scaler_of, planned_steps
+
+SGD_MOMENTUM = 0.9  # the SGD stage a generalization gap hands over to
+SGD_LR_FACTOR = 10.0  # ... starts at 10x Adam's LR, times (1 - momentum) (a typical SWATS outcome)
+MIN_WARMUP = 10  # a restarted warmup spans at least this many steps
+WARMUP_SHARE = 0.05  # ... or 5% of the fit
+ROLLBACK = (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)
+
+
+@dataclass
+class _Plan:
+    finding: FindingCode
+    remedy: RemedyCode
+    change: dict[str, Any]
+    rollback: bool
+    evidence: dict[str, Any]
+
+
+def _first(finding: Finding, *codes: RemedyCode) -> dict[str, Any] | None:
+    remedy = next((r for r in finding.remedies if r.code in codes and r.change), None)
+    return dict(remedy.change) if remedy is not None else None
+
+
+class AutoRemedy:
+    """The interventions of one fit (see the module's docstring)."""
+
+    def __init__(self, max_interventions: int = 3) -> None:
+        self.max_interventions = max_interventions
+        self.events: list[Intervention] = []
+        self.live = LiveLR()
+        self.clip: float | None = None
+        self.sgd_lrs: list[float] | None = None  # set once a generalization gap switched Adam to SGD
+        self.skip_reason: str | None = None
+        self._snapshot: TrainingState | None = None
+        self.snapshot_step = 0
+        self._best_val = math.inf
+
+    @property
+    def since(self) -> int:
+        """The step the rules judge the fit from: the last intervention's (0 before any)."""
+        return self.events[-1].step if self.events else 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def before_fit(self, trainer: pl.Trainer) -> None:
+        """Before the optimizer state is restored from a checkpoint: an optimizer swapped before it is swapped
+        again, so the saved state loads into the optimizer it came from."""
+        if self.sgd_lrs is not None and trainer.optimizers and type(trainer.optimizers[0]).__name__ != "SGD":
+            swap_to_sgd(trainer, self.sgd_lrs, SGD_MOMENTUM)
+
+    def start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        self.skip_reason = probe_reason(trainer, module)
+        if self.clip is not None:
+            trainer.gradient_clip_val = self.clip
+        if self.skip_reason is None:
+            self._take(trainer, module)
+
+    def before_step(self, trainer: pl.Trainer) -> None:
+        if trainer.optimizers:
+            self.live.apply(trainer.optimizers[0], trainer.global_step,
+                            [c.scheduler for c in trainer.lr_scheduler_configs])
+
+    def _take(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
+        self._snapshot = TrainingState.take(module, trainer.optimizers[0], schedulers, grad_scaler_of(trainer))
+        self.snapshot_step = trainer.global_step
+
+    def keep(self, trainer: pl.Trainer, module: pl.LightningModule, diagnosis: Diagnosis, record: RunRecord) -> None:
+        """At a check: the new snapshot, when the run is healthy now and its validation loss no worse than its best."""
+        if self.skip_reason is not None or not diagnosis.is_healthy or not len(record):
+            return
+        if not math.isfinite(record.loss[-1]):
+            return
+        if len(record.val_loss):
+            latest = float(record.val_loss[-1])
+            if not latest <= self._best_val:
+                return
+            self._best_val = latest
+        self._take(trainer, module)
+
+    # ------------------------------------------------------------------ acting
+    def act(self, trainer: pl.Trainer, module: pl.LightningModule, diagnosis: Diagnosis, ctx: RunContext,
+            record: RunRecord) -> Intervention | None:
+        """Apply the first finding's intervention, if it has one (all DDP ranks act on rank zero's plan)."""
+        plan = self._plan(trainer, diagnosis, ctx, record)
+        if trainer.world_size > 1:
+            plan = trainer.strategy.broadcast(plan, src=0)
+        if plan is None:
+            return None
+        optimizer = trainer.optimizers[0]
+        schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
+        evidence = dict(plan.evidence)
+        if plan.rollback and self._snapshot is not None:
+            self._snapshot.restore(module, optimizer, schedulers, grad_scaler_of(trainer), grads=False)
+            evidence["rolled_back_to"] = self.snapshot_step
+        change = plan.change
+        if not self.live.programs:
+            self.live.rebase(optimizer)
+        if "lr" in change:  # a new base LR: every group, and the running schedule, by the same factor
+            factor = float(change["lr"]) / ctx.lr if ctx.lr > 0 else 1.0
+            apply_to_groups(optimizer, {"lr": float(optimizer.param_groups[0]["lr"]) * factor})
+            rescale_schedule(optimizer, schedulers, factor)
+            self.live.rebase(optimizer)
+        apply_to_groups(optimizer, {k: v for k, v in change.items() if k in ("momentum", "beta1", "weight_decay")})
+        if "gradient_clip_val" in change:
+            self.clip = trainer.gradient_clip_val = float(change["gradient_clip_val"])
+        step = trainer.global_step
+        total = planned_steps(trainer) or step + 1
+        if "warmup_steps" in change:
+            self.live.programs.append(LRProgram("warmup", step, int(change["warmup_steps"])))
+        if change.get("schedule") == "cosine":
+            self.live.programs.append(LRProgram("cosine", step, max(1, total - step)))
+        if change.get("switch_to_sgd_at") is not None:
+            adam = optimizer.param_groups
+            self.sgd_lrs = [SGD_LR_FACTOR * g.get("initial_lr", g["lr"]) * (1 - SGD_MOMENTUM) for g in adam]
+            swap_to_sgd(trainer, self.sgd_lrs, SGD_MOMENTUM)
+        if plan.remedy is RemedyCode.EARLY_STOP:
+            trainer.should_stop = True
+        event = Intervention(step, plan.finding, plan.remedy, change, evidence)
+        self.events.append(event)
+        return event
+
+    def _plan(self, trainer: pl.Trainer, diagnosis: Diagnosis, ctx: RunContext, record: RunRecord) -> _Plan | None:
+        if self.skip_reason is not None or len(self.events) >= self.max_interventions:
+            return None
+        for finding in diagnosis.findings:
+            if finding.severity is Severity.INFO:
+                continue
+            plan = self._plan_for(trainer, finding, ctx, record)
+            if plan is not None:
+                return plan
+        return None
+
+    def _plan_for(self, trainer: pl.Trainer, f: Finding, ctx: RunContext, record: RunRecord) -> _Plan | None:
+        code, evidence = f.code, {"message": f.message}
+        if code in (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS):
+            if f.evidence.get("recovers"):
+                return None  # the probe saw it come back down on its own
+            lower = _first(f, RemedyCode.LOWER_LR) or {"lr": nice(ctx.lr / 10)}
+            clip = _first(f, RemedyCode.CLIP_GRADIENTS) or {}
+            return _Plan(code, RemedyCode.LOWER_LR, {**lower, **clip}, True, evidence)
+        if code is FindingCode.EARLY_INSTABILITY:
+            total = record.total_steps or record.last_step + 1
+            warmup = _first(f, RemedyCode.ADD_WARMUP) or {"warmup_steps": max(MIN_WARMUP, round(WARMUP_SHARE * total))}
+            return _Plan(code, RemedyCode.ADD_WARMUP, warmup, True, evidence)
+        if code is FindingCode.PLATEAU:
+            return _Plan(code, RemedyCode.DECAY_LR, {"schedule": "cosine"}, False, evidence)
+        if code is FindingCode.SLOW_CONVERGENCE:
+            raise_lr = _first(f, RemedyCode.RAISE_LR)
+            return _Plan(code, RemedyCode.RAISE_LR, raise_lr, False, evidence) if raise_lr else None
+        if code is FindingCode.OSCILLATION:
+            cut = _first(f, RemedyCode.LOWER_LR)
+            return _Plan(code, RemedyCode.LOWER_LR, cut, False, evidence) if cut else None
+        if code is FindingCode.SADDLE_STALL:
+            momentum = _first(f, RemedyCode.RAISE_MOMENTUM)
+            return _Plan(code, RemedyCode.RAISE_MOMENTUM, momentum, False, evidence) if momentum else None
+        if code is FindingCode.GENERALIZATION_GAP:
+            if any(e.finding is FindingCode.GENERALIZATION_GAP for e in self.events):
+                return _Plan(code, RemedyCode.EARLY_STOP, {}, True, evidence)
+            if ctx.is_adam and self.sgd_lrs is None:
+                return _Plan(code, RemedyCode.SWITCH_TO_SGD, {"switch_to_sgd_at": round(
+                    trainer.global_step / max(1, record.total_steps or trainer.global_step), 3),
+                    "momentum": SGD_MOMENTUM}, False, evidence)
+            decay = _first(f, RemedyCode.ADD_WEIGHT_DECAY)
+            if decay is not None:
+                decay = {k: v for k, v in decay.items() if k == "weight_decay"}
+                return _Plan(code, RemedyCode.ADD_WEIGHT_DECAY, decay, False, evidence)
+        return None
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {"events": [e.to_dict() for e in self.events], "programs": self.live.state_dict(), "clip": self.clip,
+                "sgd_lrs": self.sgd_lrs, "best_val": self._best_val}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.events = [Intervention.from_dict(e) for e in state.get("events", [])]
+        self.live.load_state_dict(state.get("programs", []))
+        self.clip = state.get("clip")
+        self.sgd_lrs = state.get("sgd_lrs")
+        self._best_val = float(state.get("best_val", math.inf))

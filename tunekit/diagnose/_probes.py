@@ -1,0 +1,340 @@
+"""What-if probes, the pure part: which forks a finding asks for, what their outcomes are, and how the outcomes
+re-label look-alikes and re-rank remedies.
+
+A probe forks the live training state, trains a few steps under each candidate (the unchanged control among
+them) on the same batches, and compares the loss each ends at on held-out batches (``tunekit.probes`` runs it).
+What the outcomes say (``read_probes``):
+
+* a stall (``slow_convergence``, ``saddle_stall``, ``plateau``): forks at a larger LR (10x, or towards a healthy
+  update size, up to 1000x) and at a 10x smaller one. The larger one helps, near the start: the LR is too low
+  (``slow_convergence``); the smaller one helps: a noise floor (``plateau``); neither, with clearly negative
+  curvature: a saddle; neither without: the rule's evidence stands where it is strong (tiny updates), otherwise
+  it is only a hint.
+* ``oscillation``: forks at 0.3x and 0.1x the LR. One helps: confirmed, and cut by the factor that helped most
+  (or below the edge of stability, when the curvature was measured); neither: the swings are noise (a hint).
+* ``divergence`` on a finite loss: the unchanged run and a 10x smaller LR. The unchanged one comes back down: it
+  recovers on its own (a warning, not critical: the fit is not stopped).
+
+Everything here is plain data and can be replayed on recorded outcomes with other thresholds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunekit.diagnose import _remedies as R
+from tunekit.diagnose._context import RunContext
+from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, nice
+from tunekit.diagnose._types import Finding, FindingCode, Remedy, RemedyCode, Severity
+
+PROBE_GAIN = 0.02  # a fork "helps" when it ends 2% of the starting loss below the unchanged fork ...
+NOISE_SIGMAS = 2.0  # ... and by twice the standard error of that gain over the held-out batches
+CLEARLY_NEGATIVE = 0.1  # curvature: the most negative eigenvalue beyond 10% of the largest one is a saddle
+EDGE_MARGIN = 0.5  # an LR over the edge of stability is cut to half the edge: room for the sharpness to grow back
+FASTER = 3.0  # a larger-LR fork confirms a too-low LR when it makes at least 3x the progress of the unchanged one
+NEAR_START = 0.8  # a stall whose loss is above 80% of the initial one has barely started learning
+RECOVERED = 0.9  # a finite divergence whose unchanged fork comes back under 90% of its loss recovers on its own
+STALLS = (FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL, FindingCode.PLATEAU)
+PROBED = (*STALLS, FindingCode.OSCILLATION, FindingCode.DIVERGENCE)
+UP, DOWN, HALF_DOWN = 10.0, 0.1, 1 / math.sqrt(10)  # the LR factors the forks try
+MAX_UP = 1000.0  # a too-low LR's fork jumps at most three decades
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One fork: a label for people and the absolute recipe change it trains under ({} for the control)."""
+
+    label: str
+    change: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """Where one fork ended: the held-out loss at the fork point and after ``steps`` steps (NaN: it blew up), and
+    the same per held-out batch (what the noise of a comparison is read from)."""
+
+    label: str
+    change: Mapping[str, Any]
+    steps: int
+    loss_before: float
+    loss_after: float
+    batches_before: tuple[float, ...] = ()
+    batches_after: tuple[float, ...] = ()
+
+    @property
+    def loss_change(self) -> float:
+        """Relative change of the held-out loss over the fork (negative: it fell)."""
+        if not math.isfinite(self.loss_after):
+            return math.inf
+        return (self.loss_after - self.loss_before) / max(abs(self.loss_before), 1e-12)
+
+    def to_dict(self) -> dict[str, Any]:
+        change = self.loss_change
+        out = {"label": self.label, "change": dict(self.change), "steps": self.steps,
+               "loss_change": round(change, 5) if math.isfinite(change) else "inf"}
+        if self.batches_before:
+            out["batch_changes"] = [round((a - b) / max(abs(b), 1e-12), 5) if math.isfinite(a) else "inf"
+                                    for b, a in zip(self.batches_before, self.batches_after, strict=True)]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], loss_before: float = 1.0) -> ProbeOutcome:
+        change = data["loss_change"]
+        after = math.nan if change == "inf" else loss_before * (1 + float(change))
+        per = data.get("batch_changes", [])
+        before = tuple(loss_before for _ in per)
+        per_after = tuple(math.nan if c == "inf" else loss_before * (1 + float(c)) for c in per)
+        return cls(data["label"], dict(data["change"]), int(data["steps"]), loss_before, after, before, per_after)
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The outcomes of one probe (the control first), with the curvature measured there, if any."""
+
+    step: int
+    finding: FindingCode
+    outcomes: tuple[ProbeOutcome, ...]
+    curvature: Mapping[str, Any] | None = None  # top, bottom, trace, hvps, preconditioned
+    cost_steps: float = 0.0  # training steps' worth of compute the probe spent
+
+    @property
+    def control(self) -> ProbeOutcome:
+        return self.outcomes[0]
+
+    def gain(self, label: str) -> float:
+        """How far below the control's the fork ``label`` ended, as a share of the starting loss (-inf: blew up)."""
+        fork = next((o for o in self.outcomes if o.label == label), None)
+        if fork is None:
+            return -math.inf
+        if not math.isfinite(fork.loss_after):
+            return -math.inf
+        control = self.control.loss_after if math.isfinite(self.control.loss_after) else math.inf
+        return (control - fork.loss_after) / max(abs(fork.loss_before), 1e-12)
+
+    def gain_noise(self, label: str) -> float:
+        """The standard error of ``gain`` from its spread over the held-out batches (0 without per-batch losses)."""
+        fork = next((o for o in self.outcomes if o.label == label), None)
+        control = self.control
+        if fork is None or len(fork.batches_after) < 2 or len(control.batches_after) != len(fork.batches_after):
+            return 0.0
+        gains = [(c - f) / max(abs(b), 1e-12) for c, f, b in zip(control.batches_after, fork.batches_after,
+                                                                   fork.batches_before, strict=True)]
+        if not all(math.isfinite(g) for g in gains):
+            return 0.0
+        mean = sum(gains) / len(gains)
+        var = sum((g - mean) ** 2 for g in gains) / (len(gains) - 1)
+        return math.sqrt(var / len(gains))
+
+    def helps(self, label: str, gain: float) -> bool:
+        """The fork ended clearly below the control: by more than ``gain`` and than twice the comparison's noise."""
+        return self.gain(label) > max(gain, NOISE_SIGMAS * self.gain_noise(label))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "finding": self.finding.value, "cost_steps": round(self.cost_steps, 1),
+                "forks": [o.to_dict() for o in self.outcomes], "curvature": dict(self.curvature or {}) or None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbeReport:
+        return cls(int(data["step"]), FindingCode(data["finding"]),
+                   tuple(ProbeOutcome.from_dict(o) for o in data["forks"]), data.get("curvature"),
+                   float(data.get("cost_steps", 0.0)))
+
+
+def lr_label(factor: float) -> str:
+    return f"lr x{nice(factor, 2):g}"
+
+
+def _up_factor(finding: Finding) -> float:
+    """How far up a stall's larger-LR fork goes: towards a healthy update size (a run whose steps move the weights
+    by 1e-6 of their size shows nothing in a few steps at 10x), at least 10x, at most 1000x."""
+    ratio = finding.evidence.get("update_ratio")
+    if finding.code is FindingCode.SLOW_CONVERGENCE and isinstance(ratio, float) and math.isfinite(ratio) and ratio > 0:
+        return float(min(MAX_UP, max(UP, nice(TARGET_UPDATE_RATIO / ratio, 1))))
+    return UP
+
+
+def probe_panel(finding: Finding, ctx: RunContext) -> list[Candidate]:
+    """The forks that tell a finding's look-alikes apart (the control first); empty when forks say nothing."""
+    control = Candidate("unchanged")
+    factors: tuple[float, ...]
+    if finding.code in STALLS:
+        factors = (_up_factor(finding), DOWN)
+    elif finding.code is FindingCode.OSCILLATION:
+        factors = (HALF_DOWN, DOWN)
+    elif finding.code is FindingCode.DIVERGENCE and finding.severity is Severity.CRITICAL \
+            and not isinstance(finding.evidence.get("loss"), str) and "first_nonfinite_step" not in finding.evidence:
+        factors = (DOWN,)
+    else:
+        return []
+    now = ctx.current_lr
+    if not now > 0:
+        return []  # a schedule that has run down to zero: no step size to try
+    return [control] + [Candidate(lr_label(f), {"lr": nice(now * f)}) for f in factors]
+
+
+def read_probes(finding: Finding, report: ProbeReport, ctx: RunContext,
+                gain: float | None = None, negative: float | None = None) -> Finding:
+    """The finding as the probe's outcomes have it: re-labelled, re-ranked, or downgraded; its evidence holds what
+    was tried (``evidence["probes"]``) and the curvature (``sharpness``, ``min_eigenvalue``). ``gain`` and
+    ``negative`` default to ``PROBE_GAIN`` and ``CLEARLY_NEGATIVE``."""
+    gain = PROBE_GAIN if gain is None else gain
+    negative = CLEARLY_NEGATIVE if negative is None else negative
+    evidence = {**finding.evidence, "probes": [o.to_dict() for o in report.outcomes],
+                "probe_steps": round(report.cost_steps, 1)}
+    curv = report.curvature or {}
+    if curv.get("top") is not None and math.isfinite(curv.get("top", math.nan)):
+        evidence["sharpness"] = curv["top"]
+        evidence["min_eigenvalue"] = curv["bottom"]
+    tried = _tried(report)
+    if finding.code in STALLS:
+        return _read_stall(finding, report, ctx, evidence, tried, gain, negative)
+    if finding.code is FindingCode.OSCILLATION:
+        return _read_oscillation(finding, report, ctx, evidence, tried, gain)
+    if finding.code is FindingCode.DIVERGENCE:
+        control = report.control
+        if math.isfinite(control.loss_after) and control.loss_after < RECOVERED * control.loss_before:
+            evidence["recovers"] = True
+            return dataclasses.replace(finding, severity=Severity.WARNING, evidence=evidence,
+                                       message=finding.message + f"; but left unchanged it came back down ({tried}), "
+                                       "so it is not stopped")
+    return dataclasses.replace(finding, evidence=evidence)
+
+
+def _tried(report: ProbeReport) -> str:
+    parts = [f"{o.label} for {o.steps} steps: loss {_pct(o.loss_change)}" for o in report.outcomes]
+    return "; ".join(parts)
+
+
+def _pct(change: float) -> str:
+    return "blew up" if not math.isfinite(change) else f"{change:+.1%}"
+
+
+def _confirmed(remedy: Remedy, report: ProbeReport, label: str) -> Remedy:
+    fork = next(o for o in report.outcomes if o.label == label)
+    return Remedy(remedy.code, remedy.change, remedy.message.rstrip(".") + f" (tried: {label} for {fork.steps} "
+                  f"steps, loss {_pct(fork.loss_change)}, unchanged {_pct(report.control.loss_change)}).")
+
+
+def _forks(report: ProbeReport, ctx: RunContext) -> tuple[ProbeOutcome | None, ProbeOutcome | None]:
+    """The fork with a larger LR and the one with a smaller LR, if the probe had them."""
+    now = ctx.current_lr
+    up = next((o for o in report.outcomes if o.change.get("lr", now) > now), None)
+    down = next((o for o in report.outcomes if o.change.get("lr", now) < now), None)
+    return up, down
+
+
+def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence: dict[str, Any], tried: str,
+                gain: float, negative: float) -> Finding:
+    up, down = _forks(report, ctx)
+    up_gain = report.gain(up.label) if up is not None else -math.inf
+    down_gain = report.gain(down.label) if down is not None else -math.inf
+    level, initial = finding.evidence.get("loss"), finding.evidence.get("initial_loss")
+    near_start = not (isinstance(level, float) and isinstance(initial, float)) or level > NEAR_START * initial
+    curv = report.curvature or {}
+    top, bottom = curv.get("top", math.nan), curv.get("bottom", math.nan)
+    measured = math.isfinite(bottom) and math.isfinite(top)
+    saddle_curvature = measured and bottom < -negative * abs(top)
+    control_progress = -report.control.loss_change if math.isfinite(report.control.loss_change) else 0.0
+    up_progress = -up.loss_change if up is not None and math.isfinite(up.loss_change) else -math.inf
+    # a too-low LR: progress grows with the step (about in proportion); a good one gains little from a larger step
+    faster = up_progress >= FASTER * max(control_progress, 0.0)
+    if up is not None and report.helps(up.label, gain) and up_gain >= down_gain and faster:
+        factor = up.change["lr"] / ctx.current_lr
+        if not (near_start or finding.code is FindingCode.SLOW_CONVERGENCE):
+            return dataclasses.replace(finding, severity=Severity.INFO, evidence=evidence,
+                                       message=finding.message + f"; a larger learning rate still makes faster "
+                                       f"progress ({tried})")
+        raise_lr = _confirmed(R.raise_lr(ctx, factor, "a larger step made the loss fall where the current one barely "
+                                         "moves it"), report, up.label)
+        rest = [r for r in finding.remedies if r.code is not RemedyCode.RAISE_LR]
+        if finding.code is not FindingCode.SLOW_CONVERGENCE:
+            rest = [] if ctx.is_adam else [
+                R.switch_optimizer(ctx, "Adam scales each parameter's step and is less sensitive to the LR")]
+        return Finding(FindingCode.SLOW_CONVERGENCE, Severity.WARNING, finding.step,
+                       f"the loss barely falls and a {nice(factor, 2):g}x larger learning rate makes it fall faster "
+                       f"({tried}): the learning rate {fmt(ctx.lr)} is too low", evidence, (raise_lr, *rest))
+    if down is not None and report.helps(down.label, gain):
+        factor = down.change["lr"] / ctx.current_lr
+        decay = _confirmed(R.step_decay(ctx, finding.step, factor, "a smaller step settled lower, so the current one "
+                                        "sits at its noise floor"), report, down.label)
+        rest = [R.decay_lr(ctx, "a cosine decay settles lower too, without choosing when"),
+                R.lower_lr(ctx, 1 / factor, "a one-off cut does the same for what is left")]
+        bigger = R.raise_batch_size(ctx, "a larger batch lowers the gradient noise that sets the floor")
+        if bigger is not None:
+            rest.append(bigger)
+        return Finding(FindingCode.PLATEAU, Severity.WARNING, finding.step,
+                       f"the loss is flat and a 10x smaller learning rate lowers it ({tried}): the run sits at the "
+                       f"noise floor of lr {fmt(ctx.lr)}", evidence, (decay, *rest))
+    if saddle_curvature:
+        why = f"the Hessian has a clearly negative eigenvalue ({fmt(bottom)} against a largest of {fmt(top)})"
+        remedies = finding.remedies if finding.code is FindingCode.SADDLE_STALL else _saddle_remedies(ctx)
+        return Finding(FindingCode.SADDLE_STALL, Severity.WARNING, finding.step,
+                       f"the loss is stuck and neither a larger nor a smaller learning rate moves it ({tried}), and "
+                       f"{why}: a saddle region, not a minimum", evidence, tuple(remedies))
+    if finding.code is FindingCode.SLOW_CONVERGENCE or (finding.code is FindingCode.SADDLE_STALL and not measured):
+        # the rule's evidence stands (tiny updates; tiny gradients): a few steps were too few to show the way out
+        return dataclasses.replace(finding, evidence=evidence,
+                                   message=finding.message + f" (the probe's forks were too short to show it: {tried})")
+    if finding.code is FindingCode.SADDLE_STALL:  # curvature measured, and no negative direction: not a saddle
+        return Finding(FindingCode.PLATEAU, Severity.INFO, finding.step,
+                       f"{finding.message}; but the Hessian has no clearly negative eigenvalue (smallest "
+                       f"{fmt(bottom)}, largest {fmt(top)}) and no step size tried helped ({tried}): a flat region, "
+                       "not a saddle",
+                       evidence, finding.remedies)
+    return Finding(finding.code, Severity.INFO, finding.step,
+                   finding.message + f"; but no step size tried helped ({tried})", evidence, finding.remedies)
+
+
+def _saddle_remedies(ctx: RunContext) -> list[Remedy]:
+    remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region")]
+    remedies.append(R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or "
+                           "orthogonal): a small init starts deep networks right at a saddle."))
+    return remedies
+
+
+def stability_edge(curvature: Mapping[str, Any] | None, ctx: RunContext) -> float | None:
+    """The largest LR at which the measured sharpness is stable: gradient descent with momentum m diverges along
+    the top eigendirection once ``lr * top > 2 (1 + m)`` (Cohen et al. 2021); Adam once its preconditioned
+    sharpness times the LR exceeds ``(2 + 2 beta1) / (1 - beta1)``, 38 at beta1 = 0.9 (Cohen et al. 2022). None
+    without a positive sharpness measured for this optimizer."""
+    if not curvature or not math.isfinite(curvature.get("top", math.nan)) or curvature["top"] <= 0:
+        return None
+    top = float(curvature["top"])
+    if ctx.is_adam:
+        if not curvature.get("preconditioned"):
+            return None
+        beta1 = ctx.beta1 if ctx.beta1 is not None else 0.9
+        return (2 + 2 * beta1) / ((1 - beta1) * top)
+    return 2 * (1 + (ctx.momentum or 0.0)) / top
+
+
+def _read_oscillation(finding: Finding, report: ProbeReport, ctx: RunContext, evidence: dict[str, Any], tried: str,
+                      gain: float) -> Finding:
+    edge = stability_edge(report.curvature, ctx)
+    if edge is not None:
+        evidence["stability_edge_lr"] = edge
+    if edge is not None and ctx.current_lr > edge:
+        new = nice(EDGE_MARGIN * edge * ctx.lr / ctx.current_lr)  # the base LR whose current value sits below it
+        top = float((report.curvature or {})["top"])
+        lower = Remedy(RemedyCode.LOWER_LR, {"lr": new},
+                       f"Lower the learning rate from {fmt(ctx.lr)} to {fmt(new)}: the measured sharpness "
+                       f"({fmt(top)}) puts the edge of stability at lr {fmt(edge)}, and the run (at "
+                       f"{fmt(ctx.current_lr)} now) is past it.")
+        rest = [r for r in finding.remedies if r.code is not RemedyCode.LOWER_LR]
+        return dataclasses.replace(finding, evidence=evidence, remedies=(lower, *rest),
+                                   message=finding.message + f"; the learning rate is past the edge of stability "
+                                   f"({fmt(edge)}) the curvature sets")
+    best = max((lr_label(HALF_DOWN), lr_label(DOWN)), key=report.gain)
+    if report.helps(best, gain):
+        factor = 1 / HALF_DOWN if best == lr_label(HALF_DOWN) else 1 / DOWN
+        lower = _confirmed(R.lower_lr(ctx, factor, "a smaller step stopped jumping across the valley"), report, best)
+        rest = [r for r in finding.remedies if r.code is not RemedyCode.LOWER_LR]
+        return dataclasses.replace(finding, evidence=evidence, remedies=(lower, *rest),
+                                   message=finding.message + f"; a smaller learning rate brought it down ({tried})")
+    return dataclasses.replace(finding, severity=Severity.INFO, evidence=evidence,
+                               message=finding.message + f"; but a smaller learning rate did not help either "
+                               f"({tried}): the swings are the batches' noise")

@@ -1,0 +1,127 @@
+"""``run_probe``: fork a live fit, train each candidate for a few steps, measure, and put everything back."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities.seed import isolate_rng
+
+from tunekit.diagnose import Finding
+from tunekit.diagnose._probes import Candidate, ProbeOutcome, ProbeReport
+from tunekit.probes._fork import Fork, muted_logging, step_loss
+from tunekit.probes._state import TrainingState
+from tunekit.signals import adam_preconditioner, curvature
+from tunekit.utilities.lightning import grad_scaler_of
+
+EVAL_BATCHES = 4  # held-out batches every fork is measured on (never trained on inside the probe); four give a
+# first estimate of the comparison's noise
+EVAL_COST = 1 / 3  # a forward pass costs about a third of a training step
+HVP_COST = 2.0  # a Hessian-vector product costs about two training steps (measured: benchmarks/curvature.py)
+
+
+def probe_cost(candidates: int, steps: int, hvps: int, accumulate: int = 1) -> float:
+    """Training steps' worth of compute a probe spends."""
+    forward = (candidates + 1) * EVAL_BATCHES * EVAL_COST
+    return candidates * steps + (forward + HVP_COST * hvps) / max(1, accumulate)
+
+
+def probe_reason(trainer: pl.Trainer, module: pl.LightningModule) -> str | None:
+    """Why this fit cannot be probed, or None when it can."""
+    if not module.automatic_optimization:
+        return "the module optimizes by hand (automatic_optimization=False)"
+    if len(trainer.optimizers) != 1:
+        return f"the module has {len(trainer.optimizers)} optimizers"
+    return None
+
+
+def run_probe(trainer: pl.Trainer, module: pl.LightningModule, finding: Finding, candidates: Sequence[Candidate],
+              batches: Sequence[Any], steps: int, hvps: int = 0,
+              curvature_if: Callable[[ProbeReport], bool] | None = None) -> ProbeReport:
+    """Fork the fit at its current state: train each candidate ``steps`` optimizer steps on ``batches`` (the
+    last ``EVAL_BATCHES`` held out to measure on), measure the curvature with ``hvps`` Hessian-vector products
+    (when ``curvature_if`` says so of the forks' report, or always without it), and restore the module, optimizer,
+    schedulers, grad scaler, gradients and RNG exactly.
+
+    Under DDP every rank forks on its own batches and the losses are averaged across ranks, so every rank reads
+    the same outcome (call it on all ranks together).
+    """
+    optimizer = trainer.optimizers[0]
+    schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
+    scaler = grad_scaler_of(trainer)
+    held, train = list(batches[-EVAL_BATCHES:]), list(batches[:-EVAL_BATCHES])
+    fork = Fork(module, optimizer, trainer.precision_plugin, trainer.gradient_clip_val,
+                trainer.accumulate_grad_batches)
+    results: list[tuple[list[float], list[float]]] = []
+    curv: dict[str, Any] | None = None
+    with isolate_rng():
+        state = TrainingState.take(module, optimizer, schedulers, scaler)
+        try:
+            before = fork.evaluate_each(held)
+            for candidate in candidates:
+                state.restore(module, optimizer, schedulers, scaler, grads=False)
+                ended = fork.train(candidate.change, train, steps)
+                after = fork.evaluate_each(held) if math.isfinite(ended) else [math.nan] * len(held)
+                results.append((before, after))
+            results = _mean_over_ranks(trainer, results)
+            forks_only = _report(trainer, finding, candidates, results, steps, None)
+            if hvps and (curvature_if is None or curvature_if(forks_only)):
+                state.restore(module, optimizer, schedulers, scaler, grads=False)
+                curv = _curvature(module, optimizer, trainer, held[0], hvps, finding)
+        finally:
+            state.restore(module, optimizer, schedulers, scaler, grads=True)
+    return _report(trainer, finding, candidates, results, steps, curv)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values and all(math.isfinite(v) for v in values) else math.nan
+
+
+def _report(trainer: pl.Trainer, finding: Finding, candidates: Sequence[Candidate],
+            results: list[tuple[list[float], list[float]]], steps: int, curv: dict[str, Any] | None) -> ProbeReport:
+    outcomes = tuple(ProbeOutcome(c.label, dict(c.change), steps, _mean(b), _mean(a), tuple(b), tuple(a))
+                     for c, (b, a) in zip(candidates, results, strict=True))
+    cost = probe_cost(len(candidates), steps, int(curv["hvps"]) if curv else 0, trainer.accumulate_grad_batches)
+    return ProbeReport(trainer.global_step, finding.code, outcomes, curv, cost)
+
+
+def _curvature(module: pl.LightningModule, optimizer: torch.optim.Optimizer, trainer: pl.Trainer, batch: Any,
+               hvps: int, finding: Finding) -> dict[str, Any]:
+    """Plain Hessian extremes (a stall: is it a saddle?), or, for Adam on an unstable run, those of the
+    preconditioned Hessian its stability depends on."""
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
+    preconditioner = None
+    if finding.code.value in ("oscillation", "exploding_gradients"):
+        preconditioner = adam_preconditioner(optimizer)
+
+    def loss_fn(m: Any, b: Any) -> torch.Tensor:
+        with trainer.precision_plugin.train_step_context():
+            loss = step_loss(m.training_step(b, 0))
+        if loss is None:
+            raise RuntimeError("training_step returned no loss for the held batch")
+        return loss.float()
+
+    training = module.training
+    module.eval()
+    try:
+        with muted_logging(module):
+            c = curvature(module, loss_fn, batch, max_hvps=hvps, params=params, preconditioner=preconditioner)
+    finally:
+        module.train(training)
+    return {"top": c.top, "bottom": c.bottom, "trace": c.trace, "hvps": c.hvps,
+            "preconditioned": c.preconditioned, "skipped": c.skipped}
+
+
+def _mean_over_ranks(trainer: pl.Trainer,
+                     results: list[tuple[list[float], list[float]]]) -> list[tuple[list[float], list[float]]]:
+    """Every per-batch loss averaged across DDP ranks (the i-th held batch of each rank together)."""
+    if trainer.world_size <= 1 or not results:
+        return results
+    n = len(results[0][0])
+    values = torch.tensor([v for before, after in results for v in before + after], dtype=torch.float64,
+                          device=trainer.strategy.root_device)
+    flat = trainer.strategy.reduce(values, reduce_op="mean").tolist()
+    return [(flat[2 * n * i: 2 * n * i + n], flat[2 * n * i + n: 2 * n * (i + 1)]) for i in range(len(results))]
