@@ -41,3 +41,12 @@ class SlowMLP(MLP):
 
         time.sleep(0.05)
         return super().training_step(batch, batch_idx)
+
+
+class FitCounter(pl.Callback):
+    """A callback a config names in trainer.callbacks: records each instance that saw a fit start."""
+
+    fits: list[int] = []
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        FitCounter.fits.append(id(self))

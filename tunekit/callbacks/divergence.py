@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
@@ -25,8 +25,11 @@ class DivergenceMonitor(Monitor):
 
     rules: ClassVar[tuple[Rule, ...]] = (check_divergence, check_early_instability)
 
-    def __init__(self, *, check_finite: bool = True, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, check_finite: bool = True,
+        log_metrics: bool = True, flush_every: int = 64, update_ratio_every: int = 100,
+    ) -> None:
+        super().__init__(log_metrics=log_metrics, flush_every=flush_every, update_ratio_every=update_ratio_every)
         self.check_finite = check_finite
         self._key["check_finite"] = check_finite
         self.stopped_at: int | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
@@ -23,8 +23,11 @@ class GeneralizationGapMonitor(Monitor):
 
     rules: ClassVar[tuple[Rule, ...]] = (check_generalization_gap,)
 
-    def __init__(self, *, val_metric: str = "val_loss", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self, *, val_metric: str = "val_loss",
+        log_metrics: bool = True, flush_every: int = 64, update_ratio_every: int = 100,
+    ) -> None:
+        super().__init__(log_metrics=log_metrics, flush_every=flush_every, update_ratio_every=update_ratio_every)
         if not val_metric:
             raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
         self.val_metric = val_metric

@@ -25,8 +25,11 @@ class GradNormMonitor(Monitor):
 
     rules: ClassVar[tuple[Rule, ...]] = (check_exploding_gradients, check_vanishing_gradients)
 
-    def __init__(self, *, per_layer: bool = True, **kwargs: int | bool) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, *, per_layer: bool = True,
+        log_metrics: bool = True, flush_every: int = 64, update_ratio_every: int = 100,
+    ) -> None:
+        super().__init__(log_metrics=log_metrics, flush_every=flush_every, update_ratio_every=update_ratio_every)
         self.per_layer = per_layer
         self._key["per_layer"] = per_layer
 

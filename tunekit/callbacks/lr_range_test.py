@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
 
 from tunekit.lr_finder import LRRangeResult, lr_range_test
-from tunekit.utilities.lightning import fit_train_loaders
+from tunekit.utilities.lightning import fit_train_loaders, planned_steps
 
 
 class LRRangeTest(Callback):
@@ -21,15 +21,23 @@ class LRRangeTest(Callback):
     ``learning_rate`` as Lightning's own LR finder looks for them (on the module, in ``hparams``, on the data
     module). Without a suggestion the module is left as it was and the reason is logged.
 
-    Args:
-        **kwargs: passed to ``lr_range_test`` (``max_steps``, ``min_lr``, ``max_lr``, ``monitor``, ...).
+    Args (as for ``lr_range_test``; typed, so LightningCLI configs can set them):
+        min_lr, max_lr: the range swept.
+        max_steps: training steps the whole test may take.
+        sweep_steps: steps of each sweep.
+        budget_steps: the fit's planned optimizer steps (None: read from the Trainer when the fit starts).
+        monitor: the validation metric the test's short runs compare.
+        seed: the seed of the test's short runs.
 
     Example:
         >>> trainer = pl.Trainer(max_epochs=10, callbacks=[LRRangeTest(max_steps=300)])  # doctest: +SKIP
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
+    def __init__(self, *, min_lr: float = 1e-7, max_lr: float = 10.0, max_steps: int = 300, sweep_steps: int = 60,
+                 budget_steps: int | None = None, monitor: str = "val_loss", seed: int = 0) -> None:
+        self.kwargs: dict[str, Any] = {"min_lr": min_lr, "max_lr": max_lr, "max_steps": max_steps,
+                                       "sweep_steps": sweep_steps, "budget_steps": budget_steps, "monitor": monitor,
+                                       "seed": seed}
         self.result: LRRangeResult | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -42,8 +50,11 @@ class LRRangeTest(Callback):
         else:  # loaders passed to fit()
             data = {"train_dataloaders": fit_train_loaders(trainer)}
         owner = getattr(datamodule, "trainer", None)
+        kwargs = dict(self.kwargs)
+        if kwargs["budget_steps"] is None:
+            kwargs["budget_steps"] = planned_steps(trainer)
         try:
-            self.result = lr_range_test(pl_module, **data, **self.kwargs)
+            self.result = lr_range_test(pl_module, **data, **kwargs)
         finally:
             if datamodule is not None:
                 datamodule.trainer = owner

@@ -26,13 +26,14 @@ def lr_find(
 
     quiet()
     cfg = load_config(config)
-    model, data = cfg.make_model(), cfg.make_data()
-    result = lr_range_test(model, datamodule=data, min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
+    model = cfg.make_model()
+    result = lr_range_test(model, **cfg.range_test_data(model), min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
                            monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
                            budget_steps=cfg.planned_steps(), progress=not as_json)
     saved = None
     if str(plot):
-        fig = result.plot(title=f"{cfg.model_class.__name__} on {cfg.data_class.__name__}")
+        data = cfg.data_class.__name__ if cfg.data_class is not None else "its own data"
+        fig = result.plot(title=f"{cfg.model_class.__name__} on {data}")
         plot.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(plot)
         saved = str(plot)

@@ -55,6 +55,10 @@ def search(
     auto_remedy: Annotated[bool, typer.Option("--auto-remedy", help="Repair a diverging trial inside its fit (roll "
                                               "back, cut the LR, clip) and score it, instead of pruning it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    search_file: Annotated[Path | None, typer.Option("--search", help="A second YAML file with the search: section "
+                                                     "(so a LightningCLI config is used unchanged).")] = None,
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the config as it is read (every "
+                                               "default filled in) and stop.")] = False,
     heartbeat_interval: Annotated[int, typer.Option(hidden=True)] = 20,
     grace_period: Annotated[int, typer.Option(hidden=True)] = 60,
 ) -> None:
@@ -62,9 +66,12 @@ def search(
     from tunekit.search import plan_search, run_search
 
     quiet()
+    cfg = load_config(config, search=search_file)
+    if print_config:
+        typer.echo(cfg.print_config(), nl=False)
+        return
     if n_trials is None and timeout is None:
         raise fail("give --n-trials N or --timeout SECONDS (or both) so the search knows when to stop")
-    cfg = load_config(config)
     plan = plan_search(cfg)  # bad input ends here, before any display or storage
     name = study_name or config.stem
     progress = _Progress(n_trials, cfg.monitor, enabled=not as_json)
@@ -124,7 +131,8 @@ def _print_summary(result: Any, interrupted: bool) -> None:
                   min_width=48, title_justify="left")
     table.add_column("recipe key")
     table.add_column("value", justify="right")
-    for key, value in Recipe.from_dict(result.best_recipe).to_dict(compact=True).items():
+    shown = result.best_recipe if result.own_optimizer else Recipe.from_dict(result.best_recipe).to_dict(compact=True)
+    for key, value in shown.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     console.print(table)
     from tunekit.diagnose import Diagnosis

@@ -18,6 +18,8 @@ CURVES = "curves"  # thinned loss and gradient-norm curves (for the report)
 START = "tunekit.start"  # why an enqueued trial was enqueued
 INTERVENTIONS = "interventions"  # what auto-remedy applied to the trial's fit (a repaired trial has some)
 AUTO_REMEDY = "tunekit.auto_remedy"  # study attribute: the trials ran with auto-remedy
+OWN_OPTIMIZER = "tunekit.own_optimizer"  # study attribute: the module kept its own optimizer; only the searched
+# keys of a trial's recipe were set on it (the rest of the recorded recipe is the defaults, never used)
 
 
 def lr_range_key(family: str) -> str:

@@ -9,10 +9,12 @@ from typing import Any
 
 import optuna
 
+from tunekit.callbacks.adopt import adopt_recipe
 from tunekit.exceptions import ConfigError
 from tunekit.lr_finder import LRRangeResult, lr_range_test
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan
+from tunekit.search._space import OWN
 from tunekit.utilities.lightning import quiet_lightning
 
 BOUNDS_BELOW, BOUNDS_ABOVE = 10.0, 3.0  # a stored test without bounds is searched from suggestion/10 to x3
@@ -30,11 +32,15 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
             if note is not None:
                 note(f"LR range test for {fam} (once per study) ...")
             model = config.make_model()
-            adam = space.base.optimizer if space.base.optimizer != "sgd" else "adamw"
-            model.recipe = space.base.replace(optimizer="sgd" if fam == "sgd" else adam,  # type: ignore[assignment]
-                                              switch_to_sgd_at=None)
+            if fam != OWN:
+                adam = space.base.optimizer if space.base.optimizer != "sgd" else "adamw"
+                recipe = space.base.replace(optimizer="sgd" if fam == "sgd" else adam, switch_to_sgd_at=None)
+                if plan.uses_recipe:
+                    model.recipe = recipe  # type: ignore[assignment]
+                else:
+                    adopt_recipe(model, recipe, replace=True)
             with quiet_lightning():
-                result = lr_range_test(model, datamodule=config.make_data(), monitor=config.monitor,
+                result = lr_range_test(model, **config.range_test_data(model), monitor=config.monitor,
                                        seed=config.seed, trainer_kwargs=config.short_run_trainer_args(),
                                        budget_steps=config.planned_steps())
             if result.suggestion is None:

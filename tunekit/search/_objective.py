@@ -9,9 +9,12 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import optuna
 
 from tunekit.callbacks import Diagnoser
+from tunekit.callbacks.adopt import adopt_recipe
+from tunekit.config import TRAIN_LOSS
 from tunekit.exceptions import ConfigError
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan
@@ -31,6 +34,7 @@ class Objective:
     """
 
     def __init__(self, plan: SearchPlan, *, extra_callbacks: Any = None, auto_remedy: bool = False) -> None:
+        self.plan = plan
         self.config = plan.config
         self.space = plan.space
         self.auto_remedy = auto_remedy
@@ -44,22 +48,29 @@ class Objective:
         trial.set_user_attr(A.RECIPE, recipe.to_dict())
         pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
         model = cfg.make_model()
-        model.recipe = recipe  # type: ignore[assignment]
-        data = cfg.make_data(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
+        if self.plan.uses_recipe:
+            model.recipe = recipe  # type: ignore[assignment]
+        else:
+            adopt_recipe(model, recipe, replace=self.plan.replace, keys=self.space.dimensions)
+        data = cfg.data_kwargs(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
         diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=self.auto_remedy,
                               val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
-        callbacks: list[Any] = [diagnoser, PyTorchLightningPruningCallback(trial, monitor=cfg.monitor)]
-        logger: Any = False
+        config_args = cfg.trainer_args()  # the config's own callbacks and logger, fresh for this trial
+        callbacks: list[Any] = [*_as_list(config_args.pop("callbacks", None)), diagnoser]
+        if cfg.monitor != TRAIN_LOSS:  # tunekit's own training-loss score exists only at the end of the fit
+            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=cfg.monitor))
+        loggers: list[Any] = _as_list(config_args.pop("logger", None))
         if self.extra_callbacks is not None:
-            more, logger = self.extra_callbacks(trial, recipe)
+            more, extra_logger = self.extra_callbacks(trial, recipe)
             callbacks += more
+            loggers += _as_list(extra_logger)
         trainer_args = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
-                        **cfg.trainer, **recipe.trainer_kwargs(), "callbacks": callbacks, "logger": logger}
+                        **config_args, **recipe.trainer_kwargs(), "callbacks": callbacks, "logger": loggers or False}
         trainer = pl.Trainer(**trainer_args)
         started = time.time()
         pruned: optuna.TrialPruned | None = None
         try:
-            trainer.fit(model, datamodule=data)
+            trainer.fit(model, **data)
         except optuna.TrialPruned as err:
             pruned = err
         except SystemExit as err:
@@ -81,7 +92,9 @@ class Objective:
         if diagnoser.diagnosis.is_critical:
             top = diagnoser.diagnosis.findings[0]
             raise optuna.TrialPruned(f"{top.code.value} at step {top.step}: {top.message}")
-        value = trainer.callback_metrics.get(cfg.monitor)
+        value: Any = trainer.callback_metrics.get(cfg.monitor)
+        if value is None and cfg.monitor == TRAIN_LOSS and diagnoser.attached:
+            value = _final_train_loss(diagnoser)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
             raise MonitorNotLogged(f"monitor {cfg.monitor!r} was never logged in the first trial (logged: {logged}); "
@@ -90,6 +103,23 @@ class Objective:
         if not math.isfinite(number):
             raise optuna.TrialPruned(f"{cfg.monitor} is {number}")
         return number
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None or value is False or value is True:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+FINAL_SHARE = 0.1  # the tunekit/train_loss monitor: the median training loss over the last 10% of the steps
+
+
+def _final_train_loss(diagnoser: Diagnoser) -> float:
+    """What a module that logs no metric is scored on: its recorded training loss at the end of the fit."""
+    record = diagnoser.recorder.record()
+    tail = record.loss[-max(1, int(FINAL_SHARE * len(record))):]
+    tail = tail[np.isfinite(tail)]
+    return float(np.median(tail)) if len(tail) else math.inf
 
 
 def _metrics(trainer: pl.Trainer) -> dict[str, float]:

@@ -7,15 +7,24 @@ from dataclasses import dataclass
 from tunekit.config import RunConfig
 from tunekit.exceptions import ConfigError
 from tunekit.recipe import Recipe
-from tunekit.search._space import SearchSpace
+from tunekit.search._space import OWN_KEYS, SearchSpace
 
 
 @dataclass
 class SearchPlan:
-    """A config checked for a search, with its parsed space (``plan_search`` makes one)."""
+    """A config checked for a search, with its parsed space (``plan_search`` makes one).
+
+    ``uses_recipe``: the module trains with a tunekit ``Recipe`` (it gets the sampled one). Otherwise the sampled
+    recipe either replaces its ``configure_optimizers`` (``replace``: the search names ``optimizer``, as
+    LightningCLI's ``optimizer:`` section does), or the module keeps its own optimizer and param groups and only
+    the searched keys are set on them; ``note`` says which, once, for the user.
+    """
 
     config: RunConfig
     space: SearchSpace
+    uses_recipe: bool = True
+    replace: bool = False
+    note: str | None = None
 
     @property
     def base(self) -> Recipe:
@@ -28,15 +37,30 @@ def plan_search(config: RunConfig) -> SearchPlan:
     Raises ``ConfigError`` with one line naming the problem and the fix.
     """
     model = config.make_model()
-    base = getattr(model, "recipe", None)
-    if not isinstance(base, Recipe):
-        raise ConfigError(f"model: {config.model_class.__name__} does not train with a tunekit Recipe: inherit "
-                          "tunekit.RecipeMixin (or return self.recipe.configure_optimizers(self)) and set "
-                          "self.recipe in __init__.")
+    name = config.model_class.__name__
+    own_recipe = getattr(model, "recipe", None)
+    uses_recipe = isinstance(own_recipe, Recipe)
+    replace = not uses_recipe and "optimizer" in config.search
+    base = own_recipe if isinstance(own_recipe, Recipe) else Recipe.from_dict(
+        config.recipe if replace or "optimizer" in config.recipe else {})
     space = SearchSpace.parse(config.search, base)
-    space.total_steps = config.planned_steps()
+    space.own_optimizer = not uses_recipe and not replace
+    if space.own_optimizer:
+        extra = sorted(set(space.dimensions) - set(OWN_KEYS))
+        if extra:
+            raise ConfigError(f"search: {extra[0]} needs an optimizer: in search: ({name} has no tunekit Recipe and "
+                              "keeps its own optimizer and schedule unless the search names optimizer:).")
     if "batch_size" in space.dimensions and not config.data_takes_batch_size:
-        raise ConfigError(f"search: batch_size is searched, but data: {config.data_class.__name__} takes no "
-                          "batch_size argument: add one to its __init__ or drop batch_size from search:.")
+        where = f"data: {config.data_class.__name__} takes no batch_size argument: add one to its __init__" \
+            if config.data_class is not None else "the config has no data: (the module makes its own loaders)"
+        raise ConfigError(f"search: batch_size is searched, but {where} or drop batch_size from search:.")
     config.make_data()
-    return SearchPlan(config, space)
+    space.total_steps = config.planned_steps()
+    note = None
+    if not uses_recipe:
+        keys = ", ".join(k for k in space.dimensions if k in OWN_KEYS) or "nothing"
+        note = (f"{name} has no tunekit Recipe: each trial replaces its configure_optimizers with the sampled "
+                "recipe's optimizer and schedule (as LightningCLI's optimizer: section does)" if replace else
+                f"{name} has no tunekit Recipe: each trial keeps its own optimizer and param groups and sets the "
+                f"sampled {keys} on them")
+    return SearchPlan(config, space, uses_recipe, replace, note)

@@ -54,6 +54,11 @@ class StudyView:
         return str(self.study.user_attrs.get(A.MONITOR, "value"))
 
     @property
+    def own_optimizer(self) -> bool:
+        """The module kept its own optimizer: a trial's recipe is the searched keys set on it."""
+        return bool(self.study.user_attrs.get(A.OWN_OPTIMIZER, False))
+
+    @property
     def minimize(self) -> bool:
         return self.study.direction == optuna.study.StudyDirection.MINIMIZE
 
@@ -79,8 +84,14 @@ class StudyView:
         return best[0] if best else None
 
     def recipe_of(self, trial: FrozenTrial, compact: bool = False, digits: int | None = None) -> dict[str, Any]:
-        """A trial's recipe; ``compact`` leaves out what its optimizer does not use, ``digits`` rounds floats."""
-        recipe = Recipe.from_dict(trial.user_attrs.get(A.RECIPE, {})).to_dict(compact=compact)
+        """A trial's recipe; ``compact`` leaves out what its optimizer does not use (and, for a module that kept
+        its own optimizer, what was not searched), ``digits`` rounds floats."""
+        if compact and self.own_optimizer:  # what was set on the module's own optimizer: the searched keys
+            searched = self.study.user_attrs.get(A.SPACE, {})
+            recipe = {k: v for k, v in Recipe.from_dict(trial.user_attrs.get(A.RECIPE, {})).to_dict().items()
+                      if k in searched}
+        else:
+            recipe = Recipe.from_dict(trial.user_attrs.get(A.RECIPE, {})).to_dict(compact=compact)
         if digits is not None:
             recipe = {k: float(f"{v:.{digits}g}") if isinstance(v, float) else v for k, v in recipe.items()}
         return recipe

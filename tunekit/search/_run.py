@@ -19,7 +19,15 @@ from tunekit.search._objective import MonitorNotLogged, Objective
 from tunekit.search._plan import SearchPlan, plan_search
 from tunekit.search._read import StudyView
 from tunekit.search._samplers import make_pruner, make_sampler
-from tunekit.search._storage import DEFAULT_STORAGE, GRACE_PERIOD, HEARTBEAT_INTERVAL, mask, open_storage, sqlite_path
+from tunekit.search._storage import (
+    DEFAULT_STORAGE,
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    mask,
+    open_storage,
+    storage_file,
+    supports_heartbeat,
+)
 from tunekit.search._summary import SearchResult, summarize
 from tunekit.search._workers import optimize_in_workers
 from tunekit.utilities.lightning import quiet_lightning
@@ -80,10 +88,15 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
         raise ConfigError(f"--n-jobs must be >= 1, but got {n_jobs}.")
     if isinstance(plan, RunConfig):
         plan = plan_search(plan)
+    if plan.note and note is not None:
+        note(plan.note)
     url = storage or DEFAULT_STORAGE
-    path = sqlite_path(url)
+    path = storage_file(url)
     file_existed = path is not None and path.exists()
     study, created = open_study(plan, storage, study_name, heartbeat=heartbeat)
+    if not supports_heartbeat(study._storage) and note is not None:
+        note(f"{mask(url)} keeps no heartbeats (Optuna has them for database storages only): the trial of a worker "
+             "that is killed stays RUNNING and is not retried.")
     started = time.time()
     try:
         if plan.space.needs_lr_range_test:
@@ -92,6 +105,8 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
                 enqueue_suggestion(study, plan)
         if auto_remedy:
             study.set_user_attr(A.AUTO_REMEDY, True)
+        if plan.space.own_optimizer:
+            study.set_user_attr(A.OWN_OPTIMIZER, True)
         if n_jobs == 1:
             optimize(study, plan, n_trials, timeout, on_trial, extra_callbacks, auto_remedy)
         else:
@@ -109,9 +124,10 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
 
 def _remove(study: optuna.Study, url: str, path: Path | None, file_existed: bool) -> None:
     """Undo a study this run created (bad input found in its first trial): nothing half-written is left."""
+    storage = study._storage  # the storage object the study was opened on (a URL string would mean RDB to Optuna)
     with contextlib.suppress(Exception):
-        optuna.delete_study(study_name=study.study_name, storage=url)
+        optuna.delete_study(study_name=study.study_name, storage=storage)
     if path is not None and not file_existed and path.exists():
         with contextlib.suppress(Exception):
-            if not optuna.study.get_all_study_summaries(url):
+            if not optuna.study.get_all_study_summaries(storage):
                 path.unlink()

@@ -41,6 +41,8 @@ VALUE_CONTEXT: dict[str, dict[str, Any]] = {  # what a value of these keys is ch
     "restart_mult": {"schedule": "cosine_restarts", "cycle_steps": 10},
 }
 DEFAULT_SWITCH_AT = 0.8  # where a two-stage optimizer switches when switch_to_sgd_at is not searched (guide)
+OWN = "own"  # the LR family of a module that keeps its own optimizer
+OWN_KEYS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "batch_size", "gradient_clip_val", "max_steps")
 
 
 def family(optimizer: str) -> str:
@@ -67,6 +69,7 @@ class SearchSpace:
     base: Recipe = field(default_factory=Recipe)
     lr_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     total_steps: int | None = None  # the fit's planned steps (default periods of step and restart schedules)
+    own_optimizer: bool = False  # the module keeps its own optimizer: only the searched group keys are drawn
 
     @classmethod
     def parse(cls, section: Mapping[str, Any], base: Recipe | None = None) -> SearchSpace:
@@ -82,14 +85,20 @@ class SearchSpace:
         return "lr" in self.dimensions and self.dimensions["lr"].kind == "auto"
 
     def families(self) -> list[str]:
-        """The optimizer families the search can pick (the LR range test runs once for each)."""
+        """The optimizer families the search can pick (the LR range test runs once for each); ``own`` for a module
+        that keeps its own optimizer."""
+        if self.own_optimizer:
+            return [OWN]
         dim = self.dimensions.get("optimizer")
         names = list(dim.choices) if dim is not None and dim.kind == "categorical" else [
             dim.value if dim is not None else self.base.optimizer]
         return sorted({family(TWO_STAGE.get(n, n)) for n in names})
 
     def sample(self, trial: Any) -> Recipe:
-        """The recipe for an Optuna trial (define-by-run: betas only for Adam, momentum only with SGD)."""
+        """The recipe for an Optuna trial (define-by-run: betas only for Adam, momentum only with SGD; for a module
+        that keeps its own optimizer, only what is searched)."""
+        if self.own_optimizer:
+            return self._sample_own(trial)
         values: dict[str, Any] = {}
         optimizer = self._draw(trial, "optimizer", self.base.optimizer if self.base.switch_to_sgd_at is None
                                else f"{self.base.optimizer}_then_sgd")
@@ -130,6 +139,16 @@ class SearchSpace:
             return self.base.replace(**values)
         except ConfigError as err:
             raise ConfigError(f"search: {err} (the fit's length is unknown: give it in search: or recipe:)") from None
+
+    def _sample_own(self, trial: Any) -> Recipe:
+        values = {}
+        for name in self.dimensions:
+            if name == "lr" and self.dimensions[name].kind == "auto":
+                low, high = self.lr_bounds[OWN]
+                values["lr"] = trial.suggest_float(f"lr_{OWN}", low, high, log=True)
+            else:
+                values[name] = self._draw(trial, name, getattr(self.base, name))
+        return self.base.replace(**values)
 
     def _draw(self, trial: Any, name: str, default: Any) -> Any:
         dim = self.dimensions.get(name)

@@ -1,8 +1,14 @@
-"""Optuna storage, samplers and pruners for tunekit studies.
+"""The Optuna storage a URL names.
 
-Storage is Optuna's RDB storage: an embedded SQLite file by default, PostgreSQL (or any SQLAlchemy URL) for
-many machines. Heartbeats mark a killed worker's trial failed after ``GRACE_PERIOD`` seconds, and Optuna's
-``RetryHeartbeatStaleTrialCallback`` queues it to run again.
+* ``sqlite:///file.db`` (the default), ``postgresql://...`` or any SQLAlchemy URL: Optuna's RDB storage, right for
+  tens of workers. Heartbeats mark a killed worker's trial failed after ``GRACE_PERIOD`` seconds, and Optuna's
+  ``RetryHeartbeatStaleTrialCallback`` queues it to run again.
+* ``grpc://host:port``: Optuna's ``GrpcStorageProxy``, a client of a proxy server (``tunekit storage serve``) in
+  front of the database, for hundreds of workers.
+* ``redis://host:port[/db]``: Optuna's ``JournalStorage`` with its Redis backend (Optuna's own key prefix, so plain
+  Optuna opens the same study); ``journal:///path/file.log``: a journal file.
+
+Optuna implements heartbeats for RDB storages only: on the others a killed worker's trial stays RUNNING.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 import optuna
 
 from tunekit.exceptions import StorageError
+from tunekit.utilities.imports import require
 
 HEARTBEAT_INTERVAL = 20  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long is stale: failed and retried (the issue asks for under two minutes)
@@ -38,31 +45,82 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len("sqlite:///"):])
 
 
-def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_period: int = GRACE_PERIOD, *,
-                 create: bool = True) -> optuna.storages.RDBStorage:
-    """Open the RDB storage; an unreachable one is a one-line ``StorageError``.
+JOURNAL_PREFIX = "journal://"
 
-    ``create=False`` is for reading: a missing SQLite file is an error (nothing is created) and no table is
-    created in a database that has none.
+
+def supports_heartbeat(storage: optuna.storages.BaseStorage) -> bool:
+    """Whether Optuna keeps heartbeats (and so retries a killed worker's trial) on this storage."""
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    return isinstance(storage, BaseHeartbeat)
+
+
+def storage_file(url: str) -> Path | None:
+    """The file a ``sqlite:///`` or ``journal:///`` URL keeps the study in (None for servers and in-memory SQLite)."""
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url[len(JOURNAL_PREFIX):])
+    return sqlite_path(url)
+
+
+def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_period: int = GRACE_PERIOD, *,
+                 create: bool = True) -> optuna.storages.BaseStorage:
+    """Open the storage a URL names; an unreachable one is a one-line ``StorageError``.
+
+    ``create=False`` is for reading: a missing file is an error (nothing is created) and no table is created in a
+    database that has none.
     """
     if "://" not in url:
-        raise StorageError(f"storage {url!r} is not a database URL: use e.g. {DEFAULT_STORAGE} or "
-                           "postgresql://user@host/db.")
-    path = sqlite_path(url)
+        raise StorageError(f"storage {url!r} is not a storage URL: use e.g. {DEFAULT_STORAGE}, "
+                           "postgresql://user@host/db, grpc://host:13000, redis://host:6379 or journal:///path.")
+    path = storage_file(url)
     if path is not None and not create and not path.exists():
         raise StorageError(f"no study storage at {url}: the file {str(path)!r} does not exist.")
     if path is not None and not path.parent.exists():
         raise StorageError(f"cannot create storage {url}: the folder {str(path.parent)!r} does not exist.")
+    scheme = url.split("://", 1)[0]
     try:
+        if scheme == "grpc":
+            return _grpc(url)
+        if scheme in ("redis", "rediss"):
+            return _redis(url)
+        if scheme == "journal":
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             failed_trial_callback=None,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             engine_kwargs=_engine_kwargs(url), skip_table_creation=not create,
         )
+    except StorageError:
+        raise
     except Exception as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise StorageError(f"cannot open storage {mask(url)}: {reason.replace(url, mask(url))}") from None
+
+
+def _grpc(url: str) -> optuna.storages.BaseStorage:
+    require("grpc", "grpcio", extra="scale")
+    host, _, port = url[len("grpc://"):].rstrip("/").rpartition(":")
+    if not host or not port.isdigit():
+        raise StorageError(f"storage {url!r}: a gRPC proxy URL is grpc://HOST:PORT (tunekit storage serve prints it).")
+    proxy = optuna.storages.GrpcStorageProxy(host=host, port=int(port))
+    try:
+        proxy.get_all_studies()  # fails at once when no proxy server answers
+    except Exception as err:
+        raise StorageError(f"cannot open storage {url}: no gRPC proxy server answers there "
+                           f"({type(err).__name__}); start one with tunekit storage serve.") from None
+    return proxy
+
+
+def _redis(url: str) -> optuna.storages.BaseStorage:
+    redis = require("redis", "redis", extra="scale")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except Exception as err:
+        raise StorageError(f"cannot open storage {mask(url)}: {str(err).splitlines()[0]}") from None
+    from optuna.storages.journal import JournalRedisBackend
+
+    return optuna.storages.JournalStorage(JournalRedisBackend(url))
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:

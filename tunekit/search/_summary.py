@@ -23,11 +23,12 @@ class SearchResult:
     failed: int
     best_value: float | None
     best_trial: int | None
-    best_recipe: dict[str, Any] | None
+    best_recipe: dict[str, Any] | None  # a module that kept its own optimizer: only the searched keys set on it
     best_diagnosis: dict[str, Any] | None
     lr_range: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     repaired: int = 0  # trials auto-remedy repaired inside their fit
+    own_optimizer: bool = False  # the module kept its own optimizer (best_recipe holds what was set on it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,10 +42,12 @@ def summarize(view: StudyView, seconds: float = 0.0) -> SearchResult:
         direction="minimize" if view.minimize else "maximize", complete=counts["complete"],
         pruned=counts["pruned"], failed=counts["fail"],
         best_value=best.value if best else None, best_trial=best.number if best else None,
-        best_recipe=best.user_attrs.get(A.RECIPE) if best else None,
+        best_recipe=(view.recipe_of(best, compact=True) if view.own_optimizer else best.user_attrs.get(A.RECIPE))
+        if best else None,
         best_diagnosis=best.user_attrs.get(A.DIAGNOSIS) if best else None,
         lr_range={fam: {"suggestion": r.suggestion, "bounds": list(r.bounds) if r.bounds else None, "steps": r.steps}
                   for fam, r in view.lr_ranges().items()},
         seconds=round(seconds, 2),
         repaired=sum(r["repaired"] for r in view.trial_rows()),
+        own_optimizer=view.own_optimizer,
     )
