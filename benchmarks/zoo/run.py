@@ -225,18 +225,25 @@ def _fixed(before: float, after: float) -> bool:
     return (not math.isfinite(before) and math.isfinite(after)) or (math.isfinite(after) and after < FIXED * before)
 
 
+RECOVERED = 0.8  # a run that ends below this share of its initial loss learned something (the rules' wrecked level)
+
+
 def _criticals(specs: list[Spec], results: list[dict[str, Any]], workers: int, say: Any) -> None:
     """Runs stopped as critical, refitted without the stop: how many would have ended better than they started."""
     stopped = [(s, r) for s, r in zip(specs, results, strict=True)
                if any(f["severity"] == "critical" for f in r["diagnosis"]["findings"]) and r["steps"] < s.steps]
     finite = [(s, r) for s, r in stopped if r["record"]["first_nonfinite_step"] is None]
     refits = run_all([s for s, _ in finite], workers, stop=False, label_="critical stops refitted without the stop")
-    recovered = [s for (s, r), full in zip(finite, refits, strict=True)
-                 if math.isfinite(full["val"]) and full["val"] < full["initial_loss"]]
+    ended = [(s, full) for (s, r), full in zip(finite, refits, strict=True) if math.isfinite(full["val"])]
+    recovered = [s for s, full in ended if full["val"] < RECOVERED * full["initial_loss"]]
+    below = [(s, full) for s, full in ended if RECOVERED * full["initial_loss"] <= full["val"] < full["initial_loss"]]
     say(f"\nruns stopped as critical: {len(stopped)} ({len(stopped) - len(finite)} on a non-finite loss); of the "
-        f"{len(finite)} stopped on a finite loss, {len(recovered)} would have recovered (ended below their initial "
-        "loss) had they run on" + (": " + ", ".join(f"{s.family}/{s.cause}/{s.seed}" for s in recovered)
-                                    if recovered else ""))
+        f"{len(finite)} stopped on a finite loss, {len(recovered)} would have recovered (validation loss below "
+        f"{RECOVERED:.0%} of the initial loss) had they run on"
+        + (": " + ", ".join(f"{s.family}/{s.cause}/{s.seed}" for s in recovered) if recovered else "")
+        + (f"; {len(below)} ended a little below their initial loss without learning: "
+           + ", ".join(f"{s.family}/{s.cause}/{s.seed} ({full['val']:.3g} from {full['initial_loss']:.3g})"
+                       for s, full in below) if below else ""))
 
 
 if __name__ == "__main__":

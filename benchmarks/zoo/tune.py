@@ -15,13 +15,13 @@ from spec import CAUSES
 
 # module:NAME -> values to try (the shipped value first)
 GRID: dict[str, tuple[Any, ...]] = {
-    "_probes:PROBE_GAIN": (0.02, 0.01, 0.05),
-    "rules._instability:LEARNED_AFTER": (0.5, 0.3, 0.7),
-    "rules._instability:OSCILLATION_REGRESSION": (0.25, 0.15, 0.4),
-    "rules._instability:SPIKE_FACTOR": (10.0, 5.0, 20.0),
-    "rules._instability:WRECKED_LEVEL": (0.85, 0.8, 0.9),
-    "rules._progress:SLOW_PROGRESS": (0.8, 0.7, 0.9),
-    "rules._generalization:GAP_RISE_WARNING": (0.2, 0.1, 0.3),
+    "_probes:PROBE_GAIN": (0.005, 0.01, 0.02, 0.05),
+    "rules._instability:LEARNED_AFTER": (0.2, 0.3, 0.5, 0.7),
+    "rules._instability:OSCILLATION_REGRESSION": (0.25, 0.15, 0.1, 0.4),
+    "rules._instability:SPIKE_FACTOR": (5.0, 10.0, 3.0, 20.0),
+    "rules._instability:WRECKED_LEVEL": (0.8, 0.85, 0.75, 0.9),
+    "rules._progress:SLOW_PROGRESS": (0.7, 0.8, 0.6, 0.9),
+    "rules._generalization:GAP_RISE_WARNING": (0.1, 0.2, 0.05, 0.3),
 }
 PASSES = 2
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from tunekit import Recipe, lr_range_test
 from tunekit.callbacks import LRRangeTest
-from tunekit.examples import MLP, DigitsDataModule
+from tunekit.examples import MLP, DigitsDataModule, SequenceGRU, SequenceSumDataModule
 from tunekit.exceptions import ConfigError
 
 
@@ -62,9 +62,20 @@ def test_suggestion_on_an_ordinary_task(tmp_path):
 def test_no_suggestion_with_a_reason_on_a_model_that_cannot_learn():
     dead = MLP(hidden=(64, 64), init_std=0.0)  # all-zero ReLU network: no gradient reaches the hidden layers
     result = lr_range_test(dead, datamodule=DigitsDataModule(), max_steps=120, sweep_steps=60)
-    assert result.suggestion is None
-    assert "not learning" in result.reason
-    assert result.steps <= 60
+    assert result.suggestion is None and result.flat
+    assert "did not fall at any learning rate" in result.reason
+    assert result.steps <= 60  # no budget left for a longer sweep
+
+
+def test_a_loss_that_starts_on_a_plateau_gets_a_longer_sweep_and_a_wide_fallback_range_not_a_tiny_lr():
+    # a GRU summing a 64-step sequence: its loss sits near 1.0 for the first ~80 steps at any LR below the edge
+    # (about 0.1 learns, to a validation loss near 0.07 in 4 epochs); a short sweep sees only noise there
+    data = SequenceSumDataModule(batch_size=16, length=64)
+    result = lr_range_test(SequenceGRU(length=64, hidden=16), datamodule=data, max_steps=300, sweep_steps=60)
+    assert result.steps > 60  # it swept again, longer
+    assert result.suggestion is None and result.flat
+    low, high = result.fallback_bounds()
+    assert low < 0.01 and high > 0.1  # the good LR is inside the range a search falls back to
 
 
 def test_train_loaders_only_scores_on_training_loss():
@@ -97,3 +108,19 @@ def test_callback_trains_with_the_suggestion(tmp_path):
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(finder.result.suggestion)
     assert trainer.global_step == 46 and model.trainer is trainer
     assert trainer.callback_metrics["val_loss"] < 1.0
+
+
+def test_under_ddp_rank_zero_runs_the_test_and_every_rank_trains_with_its_pick(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).with_name("ddp_range_test.py")
+    result = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    zero, one = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert (zero["ran_here"], one["ran_here"]) == (True, False)
+    assert zero["suggestion"] is not None and zero["suggestion"] == one["suggestion"]
+    assert zero["recipe_lr"] == one["recipe_lr"] == zero["suggestion"]
+    assert zero["trained_lr"] == pytest.approx(one["trained_lr"])

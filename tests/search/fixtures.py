@@ -50,3 +50,27 @@ class FitCounter(pl.Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         FitCounter.fits.append(id(self))
+
+
+class RankWitness(pl.Callback):
+    """Writes what each rank of a fit trained with (one JSON line per fit, a file per rank): the optimizer, its LR,
+    the batch size and the samples this rank saw."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.samples = 0
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        self.samples += len(batch[0])
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        import json
+        from pathlib import Path
+
+        optimizer = trainer.optimizers[0]
+        line = {"rank": trainer.global_rank, "world": trainer.world_size, "optimizer": type(optimizer).__name__,
+                "lr": optimizer.param_groups[0]["lr"], "batch_size": trainer.train_dataloader.batch_size,
+                "samples": self.samples, "steps": trainer.global_step}
+        with (Path(self.folder) / f"rank{trainer.global_rank}.jsonl").open("a") as f:
+            f.write(json.dumps(line) + "\n")

@@ -83,8 +83,9 @@ def test_searching_the_optimizer_replaces_configure_optimizers_as_lightningcli_d
 @pytest.fixture
 def wikitext(tmp_path, monkeypatch):
     """Python's own documentation text (pydoc_data) in WikiText-2's file format, where the demo reads it."""
-    from lightning.pytorch.demos.transformer import WikiText2
     from pydoc_data.topics import topics
+
+    from lightning.pytorch.demos.transformer import WikiText2
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
@@ -103,6 +104,6 @@ def test_lightnings_demo_transformer_is_searched_and_range_tested_unchanged(tmp_
     cfg = load_config(path)
     model = cfg.make_model()
     found = lr_range_test(model, **cfg.range_test_data(model), min_lr=1e-4, max_lr=10.0, sweep_steps=30,
-                          max_steps=50, monitor=cfg.monitor)
+                          max_steps=150, monitor=cfg.monitor)
     assert found.suggestion is not None and found.scored_on == "train_loss"  # it logs no validation metric
     assert 1e-4 < found.suggestion < found.diverged_at

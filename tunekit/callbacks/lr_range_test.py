@@ -39,6 +39,7 @@ class LRRangeTest(Callback):
                                        "sweep_steps": sweep_steps, "budget_steps": budget_steps, "monitor": monitor,
                                        "seed": seed}
         self.result: LRRangeResult | None = None
+        self.ran_here = False  # this process ran the test (rank zero); the other ranks received its result
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit" or self.result is not None:
@@ -53,11 +54,19 @@ class LRRangeTest(Callback):
         kwargs = dict(self.kwargs)
         if kwargs["budget_steps"] is None:
             kwargs["budget_steps"] = planned_steps(trainer)
-        try:
-            self.result = lr_range_test(pl_module, **data, **kwargs)
-        finally:
-            if datamodule is not None:
-                datamodule.trainer = owner
+        result: LRRangeResult | None = None
+        if trainer.is_global_zero:  # under DDP rank zero runs the test (on one device) and the others take its pick
+            try:
+                result = lr_range_test(pl_module, **data, **kwargs)
+            finally:
+                if datamodule is not None:
+                    datamodule.trainer = owner
+            self.ran_here = True
+        if trainer.world_size > 1:
+            shared: dict[str, Any] = trainer.strategy.broadcast(result.to_dict() if result is not None else {}, src=0)
+            result = LRRangeResult.from_dict(shared)
+        assert result is not None
+        self.result = result
         suggestion = self.result.suggestion
         if suggestion is None:
             rank_zero_warn(f"tunekit: no LR suggestion ({self.result.reason}); training with the module's own LR.")

@@ -64,6 +64,7 @@ def search(
 ) -> None:
     """Search optimizer recipes for the config's model: an Optuna study, resumable, with pruning."""
     from tunekit.search import plan_search, run_search
+    from tunekit.search._ddp import is_follower
 
     quiet()
     cfg = load_config(config, search=search_file)
@@ -74,6 +75,10 @@ def search(
         raise fail("give --n-trials N or --timeout SECONDS (or both) so the search knows when to stop")
     plan = plan_search(cfg)  # bad input ends here, before any display or storage
     name = study_name or config.stem
+    if is_follower():  # a rank Lightning started for a trial's DDP group: it joins rank zero's fits, silently
+        run_search(plan, n_trials=n_trials, timeout=timeout, storage=storage, study_name=name,
+                   auto_remedy=auto_remedy)
+        return
     progress = _Progress(n_trials, cfg.monitor, enabled=not as_json)
     extra = None
     on_trial: Any = progress
@@ -121,7 +126,8 @@ def _print_summary(result: Any, interrupted: bool) -> None:
     console.print(f"study [bold]{result.study_name}[/] in {result.storage}: {counts} ({result.seconds:.0f} s)")
     for fam, lr in result.lr_range.items():
         low, high = lr["bounds"] or (math.nan, math.nan)
-        console.print(f"LR range test ({fam}): suggestion {lr['suggestion']:.3g}, searched {low:.3g} .. {high:.3g}")
+        pick = f"suggestion {lr['suggestion']:.3g}" if lr["suggestion"] is not None else "no suggestion"
+        console.print(f"LR range test ({fam}): {pick}, searched {low:.3g} .. {high:.3g}")
     if result.best_recipe is None:
         console.print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
         return

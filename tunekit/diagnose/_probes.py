@@ -31,7 +31,7 @@ from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, nice
 from tunekit.diagnose._types import Finding, FindingCode, Remedy, RemedyCode, Severity
 
-PROBE_GAIN = 0.02  # a fork "helps" when it ends 2% of the starting loss below the unchanged fork ...
+PROBE_GAIN = 0.005  # (zoo) a fork "helps" when it ends 0.5% of the starting loss below the unchanged fork ...
 NOISE_SIGMAS = 2.0  # ... and by twice the standard error of that gain over the held-out batches
 CLEARLY_NEGATIVE = 0.1  # curvature: the most negative eigenvalue beyond 10% of the largest one is a saddle
 EDGE_MARGIN = 0.5  # an LR over the edge of stability is cut to half the edge: room for the sharpness to grow back

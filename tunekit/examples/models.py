@@ -51,7 +51,7 @@ class MLP(RecipeMixin, pl.LightningModule):
                 layers.append(nn.Dropout(dropout))
             width = h
         layers.append(nn.Linear(width, out_features))
-        self.net = nn.Sequential(*layers)
+        self.net: nn.Module = nn.Sequential(*layers)
         if init_std is not None:
             for m in self.net.modules():
                 if isinstance(m, nn.Linear):
@@ -82,3 +82,29 @@ class MLP(RecipeMixin, pl.LightningModule):
         self.log("val_loss", self.loss(out, y), prog_bar=True)
         if self.task == "classification":
             self.log("val_acc", (out.argmax(-1) == y).float().mean(), prog_bar=True)
+
+
+class SequenceGRU(MLP):
+    """A GRU regressor over a sequence given flattened (``length * width`` features, as ``SequenceSumDataModule``
+    gives it), its last state read out: on the sequence-sum task its loss sits on a plateau near its start before
+    the GRU learns to carry a running total.
+
+    Args:
+        length, width: the sequence shape.
+        hidden: the GRU's state size.
+        optimizer, lr, momentum, ...: the module's ``Recipe``, as for ``MLP``.
+    """
+
+    def __init__(self, length: int = 16, width: int = 4, hidden: int = 32, optimizer: str = "sgd", lr: float = 0.05,
+                 momentum: float = 0.9, beta1: float = 0.9, beta2: float = 0.999, weight_decay: float = 0.0,
+                 warmup_steps: int = 0, schedule: str = "constant", switch_to_sgd_at: float | None = None) -> None:
+        super().__init__(in_features=length * width, out_features=1, task="regression", hidden=(), optimizer=optimizer,
+                         lr=lr, momentum=momentum, beta1=beta1, beta2=beta2, weight_decay=weight_decay,
+                         warmup_steps=warmup_steps, schedule=schedule, switch_to_sgd_at=switch_to_sgd_at)
+        self.length, self.width = length, width
+        self.gru = nn.GRU(width, hidden, batch_first=True)
+        self.net = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.gru(x.view(len(x), self.length, self.width))
+        return self.net(out[:, -1])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 SMOOTHING = 0.98  # EMA factor of the recorded loss (Lightning's and fastai's default)
+MEDIAN_WIDTH = 7  # the sweep's loss is read through a centred running median of 7 steps (an EMA lags the LR by
+# decades over a 100-step sweep; the median does not)
 DIVERGE_FACTOR = 4.0  # the sweep has diverged once the smoothed loss is 4x its best (Lightning's default)
 
 

@@ -22,7 +22,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from scipy.ndimage import median_filter
 
 from tunekit.exceptions import ConfigError
-from tunekit.lr_finder._curve import divergence_index, smoothed
+from tunekit.lr_finder._curve import MEDIAN_WIDTH, divergence_index, smoothed
 from tunekit.lr_finder._result import Candidate, LRRangeResult
 from tunekit.lr_finder._runs import RunLog, evaluate, run_program
 from tunekit.lr_finder._state import ModelSnapshot
@@ -30,8 +30,9 @@ from tunekit.lr_finder._state import ModelSnapshot
 log = logging.getLogger(__name__)
 
 MIN_DROP = 0.02  # the sweep must lower the (median-smoothed) loss by 2% somewhere, or the model does not learn
-MEDIAN_WIDTH = 7  # the sweep's loss is read through a centred running median of 7 steps (an EMA lags the LR by
-# decades over a 100-step sweep; the median does not)
+NOISE_SIGMAS = 3.0  # ... and by 3 standard errors of the running median, from the loss's step-to-step noise at the
+# sweep's start (a robust MAD estimate), or what looks like a fall is noise on a plateau
+LEARNED = 0.95  # a confirmation run that does not end below 95% of the loss the sweep started at learned nothing
 LADDER = (1.0, 0.316, 0.1, 0.0316, 0.01)  # candidates: the sweep's lowest-loss LR times these, half a decade
 # apart: the best LR for a whole training run sits 1 to 20 times below the point where a sweep's loss bottoms out
 KEEP = 2  # candidates that go on to the second rung
@@ -41,6 +42,7 @@ HORIZON_EXPONENT = 0.25  # the pick is lowered by (budget / horizon) ** this: a 
 # confirmation runs gets half the LR (the noise-floor argument gives 0.5; 0.25 held up better on the dev tasks,
 # where runs far from converged still favour the larger LR)
 MAX_BACKOFF = 3.16  # the horizon correction lowers the pick by at most half a decade
+LONGER_SWEEP = 3  # a sweep that saw no fall is run again this many times longer, when the budget allows
 SCORE_TAIL = 0.2  # without validation data, a run is scored by its mean training loss over its last 20% of steps
 
 
@@ -110,11 +112,15 @@ def lr_range_test(
                 if bar is not None:
                     bar.advance(task, n)
 
-            ratio = (max_lr / min_lr) ** (1 / max(1, sweep_steps - 1))
-            sweep, spent = run_program(model, data, lambda s: min_lr * ratio**s, sweep_steps,
-                                       stop_on_divergence=True, seed=seed, trainer_kwargs=kwargs)
-            advance(spent)
-            result = _read_sweep(sweep, spent)
+            result = _sweep(model, data, min_lr, max_lr, sweep_steps, seed, kwargs, advance)
+            longer = min(LONGER_SWEEP * sweep_steps, max_steps - result.steps - 2 * len(LADDER))
+            if result.suggestion is None and result.flat and longer > sweep_steps:
+                # no fall within the sweep says little about a loss that starts on a plateau: sweep again,
+                # more slowly, from the same weights
+                snapshot.weights_to(model)
+                spent = result.steps
+                result = _sweep(model, data, min_lr, max_lr, longer, seed, kwargs, advance)
+                result.steps += spent
             if result.suggestion is not None:
                 with tempfile.TemporaryDirectory(prefix="tunekit-lr-") as workdir:
                     _confirm(model, data, val_data, snapshot, result, max_steps, min_lr, seed, kwargs, monitor,
@@ -158,6 +164,12 @@ def _confirm(model: pl.LightningModule, data: dict[str, Any], val_data: dict[str
     if not alive:
         result.suggestion, result.reason = None, "every confirmation run diverged"
         return
+    start = float(np.median(np.asarray(result.losses[:MEDIAN_WIDTH], dtype=float)))
+    if result.scored_on == "train_loss" and alive[0].score > LEARNED * start:
+        result.suggestion, result.flat = None, True
+        result.reason = (f"no confirmation run learned (the best ended at {alive[0].score:.3g} from {start:.3g}): "
+                         "the loss may start on a plateau longer than the test's runs")
+        return
     more = (max_steps - result.steps) // len(alive)
     final = alive
     if more > 0:  # the survivors train on from where the first rung left them (optimizer state too)
@@ -184,6 +196,16 @@ def _pick(final: list[Candidate], rung1: list[Candidate]) -> float:
     return pick.lr
 
 
+def _sweep(model: pl.LightningModule, data: dict[str, Any], min_lr: float, max_lr: float, steps: int, seed: int,
+           kwargs: dict[str, Any], advance: Any) -> LRRangeResult:
+    """An exponential sweep from ``min_lr`` to ``max_lr`` over ``steps`` steps, read into a provisional result."""
+    ratio = (max_lr / min_lr) ** (1 / max(1, steps - 1))
+    sweep, spent = run_program(model, data, lambda s: min_lr * ratio**s, steps, stop_on_divergence=True, seed=seed,
+                               trainer_kwargs=kwargs)
+    advance(spent)
+    return _read_sweep(sweep, spent)
+
+
 def _read_sweep(sweep: RunLog, spent: int) -> LRRangeResult:
     lrs, losses = np.asarray(sweep.lrs), np.asarray(sweep.losses, dtype=float)
     result = LRRangeResult(suggestion=None, reason=None, lrs=lrs.tolist(), losses=losses.tolist(), steps=spent)
@@ -199,9 +221,14 @@ def _read_sweep(sweep: RunLog, spent: int) -> LRRangeResult:
         result.reason = f"the loss blew up at the start of the sweep (lr {lrs[0]:.2g}): lower min_lr"
         return result
     best = int(np.argmin(usable))
-    if not usable[best] < (1 - MIN_DROP) * usable[0]:
-        result.reason = (f"the loss did not fall at any learning rate from {lrs[0]:.2g} to {lrs[len(usable) - 1]:.2g}: "
-                         "the model is not learning (check the data, the loss and the model)")
+    start = usable[: max(3, len(usable) // 3)]  # the sweep's first third: LRs too small to move the loss
+    sigma = 1.4826 * float(np.median(np.abs(finite[: len(start)] - np.median(start))))  # per-step noise (MAD)
+    noise = NOISE_SIGMAS * 1.253 * sigma / math.sqrt(MEDIAN_WIDTH)  # ... of a running median of MEDIAN_WIDTH steps
+    if not usable[best] < min((1 - MIN_DROP) * usable[0], usable[0] - noise):
+        result.reason = (f"the loss did not fall at any learning rate from {lrs[0]:.2g} to {lrs[len(usable) - 1]:.2g} "
+                         f"within {len(losses)} sweep steps (a loss that starts on a plateau, or a model that does "
+                         "not learn)")
+        result.flat = True
         return result
     result.suggestion = float(lrs[best])  # provisional: the candidates fan out below it
     return result

@@ -6,8 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import median_filter
 
-from tunekit.lr_finder._curve import smoothed
+from tunekit.lr_finder._curve import MEDIAN_WIDTH
 
 
 @dataclass
@@ -44,6 +45,18 @@ class LRRangeResult:
     candidates: list[Candidate] = field(default_factory=list)
     diverged_at: float | None = None
     scored_on: str = "train_loss"
+    flat: bool = False  # the sweep saw no fall at any LR (no suggestion)
+
+    def fallback_bounds(self) -> tuple[float, float]:
+        """A wide LR range to search when there is no suggestion: three decades below half the LR where the sweep
+        blew up, or, when it never did, the top four decades below a tenth of the highest LR swept.
+
+        Example:
+            >>> LRRangeResult(None, "flat", [1e-7, 10.0], [1.0, 1.0], 60, diverged_at=1.0).fallback_bounds()
+            (0.0005, 0.5)
+        """
+        top = self.diverged_at / 2 if self.diverged_at else max(self.lrs, default=10.0) / 10
+        return (top / 1000, top) if self.diverged_at else (top / 10_000, top)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,7 +74,8 @@ class LRRangeResult:
         losses = [float("nan") if x is None else x for x in data["losses"]]
         return cls(suggestion=data["suggestion"], reason=data.get("reason"), lrs=list(data["lrs"]), losses=losses,
                    steps=int(data["steps"]), bounds=bounds, candidates=candidates,
-                   diverged_at=data.get("diverged_at"), scored_on=data.get("scored_on", "train_loss"))
+                   diverged_at=data.get("diverged_at"), scored_on=data.get("scored_on", "train_loss"),
+                   flat=bool(data.get("flat", False)))
 
     def plot(self, ax: Any = None, title: str | None = None) -> Any:
         """A matplotlib figure: the sweep's loss against the LR (log axis), the confirmation runs and the
@@ -75,13 +89,25 @@ class LRRangeResult:
             fig = ax.figure
         lrs, losses = np.asarray(self.lrs), np.asarray(self.losses, dtype=float)
         finite = np.isfinite(losses)
-        ax.plot(lrs[finite], losses[finite], color="#c7d3e3", lw=1, label="loss per step")
-        if finite.any():
-            ax.plot(lrs[finite], smoothed(losses[finite]), color="#1f4e99", lw=2, label="smoothed")
+        ax.plot(lrs[finite], losses[finite], color="#c7d3e3", lw=1, label="sweep: loss per step")
+        if finite.sum() >= MEDIAN_WIDTH:  # the curve the sweep is read from: a centred median, no lag
+            ax.plot(lrs[finite], median_filter(losses[finite], size=MEDIAN_WIDTH, mode="nearest"), color="#1f4e99",
+                    lw=2, label=f"sweep: running median of {MEDIAN_WIDTH}")
         ok = [c for c in self.candidates if np.isfinite(c.score)]
-        if ok and self.scored_on == "train_loss":
-            ax.scatter([c.lr for c in ok], [c.score for c in ok], color="#e07b00", zorder=3, s=22,
-                       label=f"confirmation runs ({self.scored_on})")
+        if ok:  # what decided the suggestion: each confirmation run and its score
+            on = ax if self.scored_on == "train_loss" else ax.twinx()
+            for rung, marker in ((0, "o"), (1, "s")):
+                runs = [c for c in ok if c.rung == rung]
+                if runs:
+                    on.scatter([c.lr for c in runs], [c.score for c in runs], marker=marker, color="#e07b00",
+                               zorder=3, s=26 if rung else 18,
+                               label=f"confirmation runs, rung {rung + 1} ({self.scored_on})")
+                    for c in runs:
+                        on.annotate(f"{c.score:.3g}", (c.lr, c.score), textcoords="offset points", xytext=(4, 4),
+                                    fontsize=6, color="#a35500")
+            if on is not ax:
+                on.set_ylabel(f"confirmation score ({self.scored_on})", color="#a35500", fontsize=8)
+                on.legend(fontsize=7, loc="upper right")
         if self.diverged_at:
             ax.axvline(self.diverged_at, color="#b22222", ls=":", lw=1.2, label=f"diverged at {self.diverged_at:.2g}")
         if self.suggestion is not None:

@@ -17,6 +17,8 @@ SECONDS = "seconds"  # wall time of the fit
 CURVES = "curves"  # thinned loss and gradient-norm curves (for the report)
 START = "tunekit.start"  # why an enqueued trial was enqueued
 INTERVENTIONS = "interventions"  # what auto-remedy applied to the trial's fit (a repaired trial has some)
+DDP_LEADER = "tunekit.ddp_leader"  # a trial on several devices: its rank-zero process (the followers join its fit)
+DDP_DONE = "tunekit.ddp_done."  # + a leader's key, study attribute: that leader runs no more trials
 AUTO_REMEDY = "tunekit.auto_remedy"  # study attribute: the trials ran with auto-remedy
 OWN_OPTIMIZER = "tunekit.own_optimizer"  # study attribute: the module kept its own optimizer; only the searched
 # keys of a trial's recipe were set on it (the rest of the recorded recipe is the defaults, never used)

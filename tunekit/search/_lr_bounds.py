@@ -3,6 +3,7 @@ at its suggestion."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,6 @@ from typing import Any
 import optuna
 
 from tunekit.callbacks.adopt import adopt_recipe
-from tunekit.exceptions import ConfigError
 from tunekit.lr_finder import LRRangeResult, lr_range_test
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan
@@ -39,33 +39,49 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
                     model.recipe = recipe  # type: ignore[assignment]
                 else:
                     adopt_recipe(model, recipe, replace=True)
+            data = config.range_test_data(model)
             with quiet_lightning():
-                result = lr_range_test(model, **config.range_test_data(model), monitor=config.monitor,
-                                       seed=config.seed, trainer_kwargs=config.short_run_trainer_args(),
+                result = lr_range_test(model, **data, monitor=config.monitor, seed=config.seed,
+                                       trainer_kwargs=config.short_run_trainer_args(),
                                        budget_steps=config.planned_steps())
-            if result.suggestion is None:
-                raise ConfigError(f"lr: auto: the LR range test for {fam} found no learning rate ({result.reason}); "
-                                  "give lr: a range instead.")
-            stored = {**result.to_dict(), "measured_at": time.time()}
-            study.set_user_attr(key, stored)
-            if note is not None:
+            if result.suggestion is None:  # the test never blocks the search: a wide range, narrowed by the trials
+                result.bounds = result.fallback_bounds()
+                if note is not None:
+                    note(f"LR range test for {fam}: no suggestion ({result.reason}); searching the wide range "
+                         f"{result.bounds[0]:.2g} .. {result.bounds[1]:.2g} instead")
+            elif note is not None:
                 note(f"LR range test for {fam}: suggestion {result.suggestion:.3g} in {result.steps} steps")
+            stored = {**result.to_dict(), "measured_at": time.time(), "batch_size": _batch_size(data)}
+            study.set_user_attr(key, stored)
         low, high = LRRangeResult.from_dict(stored).bounds or (stored["suggestion"] / BOUNDS_BELOW,
                                                                 stored["suggestion"] * BOUNDS_ABOVE)
         bounds[fam] = (float(low), float(high))
+        space.lr_batch_size = stored.get("batch_size")
     return bounds
 
 
-def enqueue_suggestion(study: optuna.Study, plan: SearchPlan) -> None:
-    """Start a new study at the range test's suggestion with the recipe's own defaults: a strong first trial
-    instead of a random one (the sampler takes over from the second trial)."""
+def _batch_size(data: dict[str, Any]) -> int | None:
+    """The batch size the range test trained at (its data module's, or its loader's)."""
+    source = data.get("datamodule")
+    size = getattr(source, "batch_size", None) if source is not None else getattr(data.get("train_dataloaders"),
+                                                                                    "batch_size", None)
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
+SPREAD = (1 / 3, 3.0)  # after the suggestion, one trial this far below it and one this far above (within bounds)
+
+
+def enqueue_suggestion(study: optuna.Study, plan: SearchPlan, limit: int | None = None) -> None:
+    """Start a new study from informed trials instead of random ones: the range test's suggestion at the batch size
+    it was measured at, with the recipe's own defaults, then one LR below and one above it (the sampler takes over
+    after them); at most ``limit`` trials, so none is left waiting when fewer trials are asked for."""
     space = plan.space
     fam = space.families()[0]
     stored = study.user_attrs.get(A.lr_range_key(fam))
     if not stored or stored.get("suggestion") is None:
         return
     low, high = space.lr_bounds[fam]
-    params: dict[str, Any] = {f"lr_{fam}": min(high, max(low, stored["suggestion"]))}
+    params: dict[str, Any] = {}
     optimizer = space.dimensions.get("optimizer")
     if optimizer is not None and optimizer.kind == "categorical":
         params["optimizer"] = next(c for c in optimizer.choices if (c == "sgd") == (fam == "sgd"))
@@ -74,4 +90,21 @@ def enqueue_suggestion(study: optuna.Study, plan: SearchPlan) -> None:
         default = getattr(space.base, name)
         if dim is not None and dim.kind == "float" and dim.low <= default <= dim.high:
             params[name] = default
-    study.enqueue_trial(params, user_attrs={A.START: "lr range test suggestion"})
+    batch = _nearest_batch_size(space, stored.get("batch_size"))
+    informed = ((1.0, "lr range test suggestion"), (SPREAD[0], "below the suggestion"),
+                (SPREAD[1], "above the suggestion"))
+    for factor, why in informed[:limit]:
+        lr = min(high, max(low, stored["suggestion"] * factor))
+        at = {"batch_size": batch} if batch is not None and factor == 1.0 else {}  # the others: the sampler's
+        study.enqueue_trial({**params, **at, f"lr_{fam}": lr}, user_attrs={A.START: why})
+
+
+def _nearest_batch_size(space: Any, reference: int | None) -> int | None:
+    dim = space.dimensions.get("batch_size")
+    if dim is None or reference is None:
+        return None
+    if dim.kind == "categorical":
+        return min(dim.choices, key=lambda b: abs(math.log(b / reference)))
+    if dim.kind == "int":
+        return int(min(max(reference, dim.low), dim.high))
+    return None

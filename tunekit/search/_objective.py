@@ -1,10 +1,12 @@
-"""One trial: build the user's module and data module, give the module the sampled recipe, and fit it
-with the Diagnoser and Optuna's pruning callback attached."""
+"""One trial: build the user's module and data module, give the module the sampled recipe, and fit it with the
+Diagnoser and the pruning callback attached."""
 
 from __future__ import annotations
 
 import math
+import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -16,12 +18,49 @@ from tunekit.callbacks import Diagnoser
 from tunekit.callbacks.adopt import adopt_recipe
 from tunekit.config import TRAIN_LOSS
 from tunekit.exceptions import ConfigError
+from tunekit.recipe import Recipe
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan
+from tunekit.search._pruning import ValidationPruning
 
 
 class MonitorNotLogged(ConfigError):
     """The monitored metric never appeared in the first trial: every other trial would fail the same way."""
+
+
+class TrialFit:
+    """One trial's fit, built the same way on every rank of a DDP group: the module with the recipe, the data
+    module at the recipe's batch size, and a Trainer with the config's own callbacks and logger (made fresh), the
+    Diagnoser and the pruning callback (``trial=None`` on a follower rank: it takes rank zero's decisions)."""
+
+    def __init__(self, plan: SearchPlan, recipe: Recipe, trial: optuna.Trial | None, *, auto_remedy: bool = False,
+                 extra: tuple[list[Any], Any] | None = None) -> None:
+        cfg = plan.config
+        pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
+        self.model = cfg.make_model()
+        if plan.uses_recipe:
+            self.model.recipe = recipe  # type: ignore[assignment]
+        else:
+            adopt_recipe(self.model, recipe, replace=plan.replace, keys=plan.space.dimensions)
+        self.data = cfg.data_kwargs(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
+        self.diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=auto_remedy,
+                                   val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
+        config_args = cfg.trainer_args()  # the config's own callbacks and logger, fresh for this trial
+        callbacks: list[Any] = [*_as_list(config_args.pop("callbacks", None)), self.diagnoser]
+        self.pruning: ValidationPruning | None = None
+        if cfg.monitor != TRAIN_LOSS:  # tunekit's own training-loss score exists only at the end of the fit
+            self.pruning = ValidationPruning(trial, cfg.monitor)
+            callbacks.append(self.pruning)
+        loggers: list[Any] = _as_list(config_args.pop("logger", None))
+        if extra is not None:
+            callbacks += extra[0]
+            loggers += _as_list(extra[1])
+        self.trainer = pl.Trainer(**{"enable_checkpointing": False, "enable_progress_bar": False,
+                                     "enable_model_summary": False, **config_args, **recipe.trainer_kwargs(),
+                                     "callbacks": callbacks, "logger": loggers or False})
+
+    def fit(self) -> None:
+        self.trainer.fit(self.model, **self.data)
 
 
 class Objective:
@@ -30,49 +69,31 @@ class Objective:
     Each trial stores on itself (``trial.user_attrs``): ``recipe`` (the sampled recipe), ``diagnosis`` (the
     Diagnoser's JSON), ``metrics`` (the final logged metrics), ``steps`` and ``seconds``. A trial whose
     diagnosis turns critical (divergence) is pruned as soon as the Diagnoser stops it; with ``auto_remedy`` it is
-    repaired instead (rolled back, the LR cut, clipping on), scored, and its ``interventions`` stored.
+    repaired instead (rolled back, the LR cut, clipping on), scored, and its ``interventions`` stored. A trial
+    on several devices marks itself for the follower ranks of its DDP group (``tunekit.search._ddp``).
     """
 
-    def __init__(self, plan: SearchPlan, *, extra_callbacks: Any = None, auto_remedy: bool = False) -> None:
+    def __init__(self, plan: SearchPlan, *, extra_callbacks: Any = None, auto_remedy: bool = False,
+                 world_size: int = 1) -> None:
         self.plan = plan
         self.config = plan.config
         self.space = plan.space
         self.auto_remedy = auto_remedy
         self.extra_callbacks = extra_callbacks  # callable(trial, recipe) -> (callbacks, logger) for dashboards
+        self.world_size = world_size
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from optuna_integration import PyTorchLightningPruningCallback
-
         cfg = self.config
         recipe = self.space.sample(trial)
         trial.set_user_attr(A.RECIPE, recipe.to_dict())
-        pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
-        model = cfg.make_model()
-        if self.plan.uses_recipe:
-            model.recipe = recipe  # type: ignore[assignment]
-        else:
-            adopt_recipe(model, recipe, replace=self.plan.replace, keys=self.space.dimensions)
-        data = cfg.data_kwargs(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
-        diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=self.auto_remedy,
-                              val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
-        config_args = cfg.trainer_args()  # the config's own callbacks and logger, fresh for this trial
-        callbacks: list[Any] = [*_as_list(config_args.pop("callbacks", None)), diagnoser]
-        if cfg.monitor != TRAIN_LOSS:  # tunekit's own training-loss score exists only at the end of the fit
-            callbacks.append(PyTorchLightningPruningCallback(trial, monitor=cfg.monitor))
-        loggers: list[Any] = _as_list(config_args.pop("logger", None))
-        if self.extra_callbacks is not None:
-            more, extra_logger = self.extra_callbacks(trial, recipe)
-            callbacks += more
-            loggers += _as_list(extra_logger)
-        trainer_args = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False,
-                        **config_args, **recipe.trainer_kwargs(), "callbacks": callbacks, "logger": loggers or False}
-        trainer = pl.Trainer(**trainer_args)
+        extra = self.extra_callbacks(trial, recipe) if self.extra_callbacks is not None else None
+        run = TrialFit(self.plan, recipe, trial, auto_remedy=self.auto_remedy, extra=extra)
+        if self.world_size > 1:  # the follower ranks read the recipe from here and join this fit
+            trial.set_user_attr(A.DDP_LEADER, leader_key())
+        trainer, diagnoser = run.trainer, run.diagnoser
         started = time.time()
-        pruned: optuna.TrialPruned | None = None
         try:
-            trainer.fit(model, **data)
-        except optuna.TrialPruned as err:
-            pruned = err
+            run.fit()
         except SystemExit as err:
             # Lightning turns Ctrl-C into sys.exit(1) with SIGINT ignored; give Optuna the KeyboardInterrupt
             # it knows (it marks the trial failed) and let a second Ctrl-C work again.
@@ -87,8 +108,8 @@ class Objective:
                 trial.set_user_attr(A.INTERVENTIONS, [e.to_dict() for e in diagnoser.interventions])
             if diagnoser.attached:  # thinned loss/grad-norm curves for the HTML report
                 trial.set_user_attr(A.CURVES, diagnoser.recorder.record().curves(max_points=150, layers=False))
-        if pruned is not None:
-            raise pruned
+        if run.pruning is not None and run.pruning.pruned is not None:
+            raise optuna.TrialPruned(run.pruning.pruned)
         if diagnoser.diagnosis.is_critical:
             top = diagnoser.diagnosis.findings[0]
             raise optuna.TrialPruned(f"{top.code.value} at step {top.step}: {top.message}")
@@ -103,6 +124,11 @@ class Objective:
         if not math.isfinite(number):
             raise optuna.TrialPruned(f"{cfg.monitor} is {number}")
         return number
+
+
+def leader_key(pid: int | None = None) -> str:
+    """The rank-zero process of a DDP group, as its followers name it (host and process id)."""
+    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -25,6 +25,8 @@ class SearchPlan:
     uses_recipe: bool = True
     replace: bool = False
     note: str | None = None
+    accelerator: str = "cpu"  # what one trial's fit runs on
+    world_size: int = 1  # processes one trial's fit runs on (a DDP group when > 1)
 
     @property
     def base(self) -> Recipe:
@@ -63,4 +65,5 @@ def plan_search(config: RunConfig) -> SearchPlan:
                 "recipe's optimizer and schedule (as LightningCLI's optimizer: section does)" if replace else
                 f"{name} has no tunekit Recipe: each trial keeps its own optimizer and param groups and sets the "
                 f"sampled {keys} on them")
-    return SearchPlan(config, space, uses_recipe, replace, note)
+    accelerator, world_size = config.devices()
+    return SearchPlan(config, space, uses_recipe, replace, note, accelerator, world_size)

@@ -14,6 +14,7 @@ import optuna
 from tunekit.config import RunConfig
 from tunekit.exceptions import ConfigError
 from tunekit.search import _attrs as A
+from tunekit.search._ddp import finish_leading, follow, is_follower
 from tunekit.search._lr_bounds import enqueue_suggestion, lr_ranges
 from tunekit.search._objective import MonitorNotLogged, Objective
 from tunekit.search._plan import SearchPlan, plan_search
@@ -29,7 +30,7 @@ from tunekit.search._storage import (
     supports_heartbeat,
 )
 from tunekit.search._summary import SearchResult, summarize
-from tunekit.search._workers import optimize_in_workers
+from tunekit.search._workers import check_devices, optimize_in_workers
 from tunekit.utilities.lightning import quiet_lightning
 
 RESEED_STRIDE = 7919  # a resumed study's sampler seed moves on by this per trial it already has (a prime)
@@ -63,10 +64,15 @@ def open_study(plan: SearchPlan, storage: str | None, study_name: str, *, worker
 def optimize(study: optuna.Study, plan: SearchPlan, n_trials: int | None, timeout: float | None, on_trial: Any,
              extra_callbacks: Any, auto_remedy: bool = False) -> None:
     """Run trials in this process."""
-    objective = Objective(plan, extra_callbacks=extra_callbacks, auto_remedy=auto_remedy)
-    with quiet_lightning():
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(),
-                       callbacks=[on_trial] if on_trial else None, gc_after_trial=True)
+    objective = Objective(plan, extra_callbacks=extra_callbacks, auto_remedy=auto_remedy,
+                          world_size=plan.world_size)
+    try:
+        with quiet_lightning():
+            study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(),
+                           callbacks=[on_trial] if on_trial else None, gc_after_trial=True)
+    finally:
+        if plan.world_size > 1:
+            finish_leading(study)
 
 
 def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: float | None = None,
@@ -88,9 +94,14 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
         raise ConfigError(f"--n-jobs must be >= 1, but got {n_jobs}.")
     if isinstance(plan, RunConfig):
         plan = plan_search(plan)
+    url = storage or DEFAULT_STORAGE
+    if is_follower():  # a non-zero rank of a trial's DDP group: join rank zero's trials, write nothing
+        started = time.time()
+        follow(plan, url, study_name, auto_remedy=auto_remedy)
+        return summarize(StudyView.load(url, study_name), time.time() - started)
+    check_devices(plan, n_jobs)
     if plan.note and note is not None:
         note(plan.note)
-    url = storage or DEFAULT_STORAGE
     path = storage_file(url)
     file_existed = path is not None and path.exists()
     study, created = open_study(plan, storage, study_name, heartbeat=heartbeat)
@@ -102,7 +113,7 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
         if plan.space.needs_lr_range_test:
             plan.space.lr_bounds = lr_ranges(study, plan, note)
             if created:
-                enqueue_suggestion(study, plan)
+                enqueue_suggestion(study, plan, limit=n_trials)
         if auto_remedy:
             study.set_user_attr(A.AUTO_REMEDY, True)
         if plan.space.own_optimizer:

@@ -45,6 +45,23 @@ OWN = "own"  # the LR family of a module that keeps its own optimizer
 OWN_KEYS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "batch_size", "gradient_clip_val", "max_steps")
 
 
+BATCH_LR_EXPONENT = {"sgd": 1.0, "adam": 0.5, OWN: 0.5}  # the LR moves with the batch size to this power: linearly
+# for SGD (Goyal et al. 2017), by the square root for Adam-family optimizers (Malladi et al. 2022); a module's own
+# optimizer is not known, and gets the square root
+
+
+def batch_lr_factor(fam: str, batch_size: int | None, reference: int | None) -> float:
+    """How much the LR range test's LR moves at ``batch_size`` when the test ran at ``reference``.
+
+    Example:
+        >>> batch_lr_factor("sgd", 128, 32), batch_lr_factor("adam", 128, 32), batch_lr_factor("adam", None, 32)
+        (4.0, 2.0, 1.0)
+    """
+    if not batch_size or not reference:
+        return 1.0
+    return float((batch_size / reference) ** BATCH_LR_EXPONENT.get(fam, 0.5))
+
+
 def family(optimizer: str) -> str:
     """The LR family of an optimizer choice: Adam-type optimizers share an LR range, SGD has its own."""
     return "sgd" if optimizer == "sgd" else "adam"
@@ -70,6 +87,7 @@ class SearchSpace:
     lr_bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     total_steps: int | None = None  # the fit's planned steps (default periods of step and restart schedules)
     own_optimizer: bool = False  # the module keeps its own optimizer: only the searched group keys are drawn
+    lr_batch_size: int | None = None  # the batch size the LR range test ran at (its bounds hold there)
 
     @classmethod
     def parse(cls, section: Mapping[str, Any], base: Recipe | None = None) -> SearchSpace:
@@ -110,12 +128,10 @@ class SearchSpace:
                                                     DEFAULT_SWITCH_AT)
         else:
             values["switch_to_sgd_at"] = None
+        values["batch_size"] = self._draw(trial, "batch_size", self.base.batch_size)
         lr_dim = self.dimensions.get("lr")
         if lr_dim is not None and lr_dim.kind == "auto":
-            if fam not in self.lr_bounds:
-                raise ConfigError(f"lr: auto has no LR range for {fam}: the range test did not run for it.")
-            low, high = self.lr_bounds[fam]
-            values["lr"] = trial.suggest_float(f"lr_{fam}", low, high, log=True)
+            values["lr"] = self._auto_lr(trial, fam, values["batch_size"])
         else:
             values["lr"] = self._draw(trial, "lr", self.base.lr)
         for name in ("beta1", "beta2"):
@@ -125,7 +141,7 @@ class SearchSpace:
             values["momentum"] = self._draw(trial, "momentum", self.base.momentum)
         values["nesterov"] = self._draw(trial, "nesterov", self.base.nesterov) if values["optimizer"] == "sgd" \
             else False
-        for name in ("weight_decay", "batch_size", "warmup_steps", "schedule", "gradient_clip_val", "max_steps"):
+        for name in ("weight_decay", "warmup_steps", "schedule", "gradient_clip_val", "max_steps"):
             values[name] = self._draw(trial, name, getattr(self.base, name))
         total = values["max_steps"] or self.total_steps or 0
         for name in SCHEDULE_KEYS.get(values["schedule"], ()):
@@ -141,14 +157,22 @@ class SearchSpace:
             raise ConfigError(f"search: {err} (the fit's length is unknown: give it in search: or recipe:)") from None
 
     def _sample_own(self, trial: Any) -> Recipe:
-        values = {}
+        values = {"batch_size": self._draw(trial, "batch_size", self.base.batch_size)}
         for name in self.dimensions:
             if name == "lr" and self.dimensions[name].kind == "auto":
-                low, high = self.lr_bounds[OWN]
-                values["lr"] = trial.suggest_float(f"lr_{OWN}", low, high, log=True)
-            else:
+                values["lr"] = self._auto_lr(trial, OWN, values["batch_size"])
+            elif name != "batch_size":
                 values[name] = self._draw(trial, name, getattr(self.base, name))
         return self.base.replace(**values)
+
+    def _auto_lr(self, trial: Any, fam: str, batch_size: int | None) -> float:
+        """``lr: auto``: drawn (as ``lr_<family>``) within the range test's bounds, which hold at the batch size
+        the test ran at; at another batch size the LR moves with it (``batch_lr_factor``)."""
+        if fam not in self.lr_bounds:
+            raise ConfigError(f"lr: auto has no LR range for {fam}: the range test did not run for it.")
+        low, high = self.lr_bounds[fam]
+        lr = trial.suggest_float(f"lr_{fam}", low, high, log=True)
+        return lr * batch_lr_factor(fam, batch_size, self.lr_batch_size)
 
     def _draw(self, trial: Any, name: str, default: Any) -> Any:
         dim = self.dimensions.get(name)

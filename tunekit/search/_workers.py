@@ -7,21 +7,58 @@ import multiprocessing
 import os
 import signal
 import time
+import warnings
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
+from tunekit.exceptions import ConfigError
 from tunekit.search._plan import SearchPlan
 
 POLL_SECONDS = 1.0  # how often the parent looks for newly finished trials to report
 
 
+def available_devices(accelerator: str) -> int:
+    """Devices of this kind on this machine (CPU: cores, each DDP process wants one)."""
+    if accelerator == "cuda":
+        import torch
+
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def check_devices(plan: SearchPlan, n_jobs: int) -> None:
+    """``--n-jobs N`` workers each running trials on the config's devices must fit on this machine."""
+    wanted = n_jobs * plan.world_size
+    have = available_devices(plan.accelerator)
+    if plan.world_size > 1 and wanted > have:
+        raise ConfigError(f"--n-jobs {n_jobs} x {plan.world_size} devices per trial needs {wanted} {plan.accelerator} "
+                          f"devices, but this machine has {have}: lower --n-jobs or trainer.devices.")
+
+
+def worker_devices(plan: SearchPlan, index: int, n_jobs: int) -> str | None:
+    """The ``CUDA_VISIBLE_DEVICES`` of worker ``index``: its own slice of the GPUs when they are enough for every
+    worker (None: leave the environment as it is)."""
+    if plan.accelerator != "cuda" or n_jobs == 1:
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = visible.split(",") if visible else [str(i) for i in range(available_devices("cuda"))]
+    if len(ids) < n_jobs * plan.world_size:
+        return None
+    return ",".join(ids[index * plan.world_size:(index + 1) * plan.world_size])
+
+
 def _worker(plan: SearchPlan, url: str, study_name: str, n_trials: int | None, timeout: float | None,
-            index: int, heartbeat: tuple[int, int], auto_remedy: bool) -> None:
+            index: int, heartbeat: tuple[int, int], auto_remedy: bool, devices: str | None) -> None:
+    if devices is not None:  # before anything touches CUDA in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
     from tunekit.search._run import open_study, optimize
 
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")  # a spawned process starts with none of the parent's filters
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     study, _ = open_study(plan, url, study_name, worker=index, heartbeat=heartbeat)
     optimize(study, plan, n_trials, timeout, None, None, auto_remedy)
 
@@ -35,7 +72,8 @@ def optimize_in_workers(study: optuna.Study, plan: SearchPlan, url: str, n_trial
                                                        for i in range(n_jobs)]
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_worker, daemon=False,
-                               args=(plan, url, study_name, share, timeout, i, heartbeat, auto_remedy))
+                               args=(plan, url, study_name, share, timeout, i, heartbeat, auto_remedy,
+                                     worker_devices(plan, i, n_jobs)))
                for i, share in enumerate(shares) if share != 0]
     for w in workers:
         w.start()

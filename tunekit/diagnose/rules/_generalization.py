@@ -12,7 +12,7 @@ from tunekit.diagnose._types import Finding, FindingCode, Severity
 from tunekit.record import RunRecord
 
 GAP_MIN_CHECKS = 4  # validation checks needed before a trend means anything
-GAP_RISE_WARNING = 0.20  # validation loss 20% above its best, two checks or more after it: overfitting (warning)
+GAP_RISE_WARNING = 0.10  # (zoo) validation loss 10% above its best, two checks or more after it: overfitting (warning)
 GAP_RISE_INFO = 0.03  # a smaller, steady rise (3%, over three checks or more) is the start of it (info)
 CHECKS_AFTER_WARNING = 2  # one rise can be noise; two make a trend
 CHECKS_AFTER_INFO = 3

@@ -25,7 +25,7 @@ LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan i
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
 WRECKING_UPDATE = 0.1  # a first update that moves the weights by 10% of their size (100x a healthy step) ...
-WRECKED_LEVEL = 0.85  # ... in a run whose loss is still within 15% of its start has wrecked the network at once
+WRECKED_LEVEL = 0.8  # (zoo) ... in a run whose loss is still within 20% of its start has wrecked the network
 # (a linear model starting near zero weights takes a first step that large too, and learns)
 SPIKES_LATE = 0.25  # spikes still coming in the last quarter of the run are a warning however low the loss
 HUGE_UPDATES = 0.05  # updates that keep moving the weights by 5% of their size (50x a healthy step) all run long ...
@@ -33,7 +33,7 @@ HUGE_UPDATE_SAMPLES = 3  # ... over at least this many samples after the first: 
 BLOW_UP_FACTOR = 100.0  # or the loss blew up to 100x its initial value and the run never got below its start
 LR_CUT = (10.0, 1000.0)  # a diverged run's LR is divided by its update ratio over the target, within these
 # bounds: at least the guide's "reduce by a factor of 10", at most three decades in one remedy
-SPIKE_FACTOR = 10.0  # a gradient norm 10x the median of the steps before it is a spike
+SPIKE_FACTOR = 5.0  # (zoo) a gradient norm 5x the median of the steps before it is a spike
 SPIKE_HISTORY = 49  # steps in that median (odd: one middle value)
 SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
 SPIKE_MIN_DAMAGE = 0.1  # ... and rose by at least 10% of the initial loss (near zero loss, 1.5x is noise)
@@ -41,11 +41,11 @@ MIN_SPIKES = 2  # one damaging spike can be bad luck; two make a pattern
 EARLY_FRACTION = 0.1  # "early" = the first 10% of the planned steps (the glossary's warmup span)
 EARLY_MIN_STEPS = 30  # ... but at least this many steps
 EARLY_SPIKE_FACTOR = 1.3  # early loss (smoothed) rising 30% above the initial loss is an early blow-up
-LEARNED_AFTER = 0.5  # an early blow-up (or spikes) is only a hint once the run went on to halve its initial loss
+LEARNED_AFTER = 0.2  # (zoo) an early blow-up (or spikes) is only a hint once the run got below 20% of its start
 OSCILLATION_MIN_STEPS = 40  # need this many steps before calling a loss curve oscillating
 OSCILLATION_AMPLITUDE = 0.5  # window's loss interquartile range over its median: swings of half the level
 OSCILLATION_LEVEL = 0.8  # ... while the loss is above 80% of its initial value (it never got going) ...
-OSCILLATION_REGRESSION = 0.25  # ... or it lost a quarter of the progress it had made: (level - best) over
+OSCILLATION_REGRESSION = 0.25  # (zoo) ... or it lost a quarter of the progress it had made: (level - best) over
 # (initial - best), so a loss swinging near zero after real progress is not called oscillating
 OSCILLATION_PROGRESS = -0.05  # ... and the window's second half is not 5% lower than its first
 SMOOTH_STEPS = 9  # running-median width used to find the best loss reached (single batches are noisy)

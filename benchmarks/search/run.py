@@ -1,0 +1,244 @@
+"""tunekit search against plain Optuna on the suite's tasks (``tasks.py``), 3 seeds each, in the same run.
+
+  plain Optuna  TPE and MedianPruner with Optuna's defaults, optuna-integration's PyTorchLightningPruningCallback
+                on val_loss, the naive LR range 1e-5..1 and the task's other ranges.
+  tunekit       ``run_search`` on the task's config with ``lr: auto`` and its defaults (the LR range test, informed
+                first trials, batch-size-aware LR bounds, pruning at every validation, the Diagnoser).
+
+Compute is counted in samples trained (optimizer steps x batch size; tunekit's range test included) and in
+wall-clock seconds. For each task and seed: plain Optuna's best after its trials, the samples it spent on them,
+and the samples tunekit had spent when its best first reached that value; then tunekit's own best after the same
+number of trials. Trials tunekit pruned as critical on a finite loss are refitted without the stop, and counted
+when they would have recovered (ended below 80% of their initial validation loss).
+
+    python benchmarks/search/run.py [--tasks NAME ...] [--seeds 3] [--trials 30] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import optuna
+import torch
+from optuna.trial import TrialState
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tasks import NAIVE_LR, TASKS, Task, config_of  # noqa: E402
+
+from tunekit.config import parse_config  # noqa: E402
+from tunekit.recipe import Recipe  # noqa: E402
+from tunekit.search import run_search  # noqa: E402
+from tunekit.utilities.lightning import quiet_lightning  # noqa: E402
+
+RECOVERED = 0.8  # a critical trial refitted without the stop "recovered" below 80% of its initial val loss
+
+
+def _samples(trainer: pl.Trainer, batch_size: int) -> int:
+    return int(trainer.global_step) * int(batch_size)
+
+
+def _unused(key: str, values: dict[str, Any]) -> bool:
+    """Betas mean nothing to SGD; momentum nothing to Adam unless a switch to SGD follows."""
+    sgd = values["optimizer"] == "sgd"
+    return key in ("beta1", "beta2") and sgd or key == "momentum" and not sgd and values["switch_to_sgd_at"] is None
+
+
+def plain_study(task: Task, seed: int, n_trials: int) -> optuna.Study:
+    """What a user would run with plain Optuna: the same model, data and Trainer, naive ranges."""
+    from optuna_integration import PyTorchLightningPruningCallback
+
+    cfg = parse_config(config_of(task, seed))
+    optimizers = task.optimizer if isinstance(task.optimizer, list) else [task.optimizer]
+
+    def objective(trial: optuna.Trial) -> float:
+        name = trial.suggest_categorical("optimizer", optimizers)
+        values: dict[str, Any] = {"optimizer": name.replace("_then_sgd", ""),
+                                  "switch_to_sgd_at": 0.8 if name.endswith("_then_sgd") else None,
+                                  "lr": trial.suggest_float("lr", *NAIVE_LR, log=True)}
+        for key, spec in task.space.items():
+            if isinstance(spec, dict):
+                values[key] = trial.suggest_int(key, spec["low"], spec["high"], log=spec.get("log", False))
+            elif _unused(key, values):
+                continue
+            else:
+                values[key] = trial.suggest_float(key, spec[0], spec[1], log=key == "weight_decay")
+        recipe = Recipe(**values)
+        pl.seed_everything(seed, verbose=False)
+        model = cfg.make_model()
+        model.recipe = recipe
+        trainer = pl.Trainer(**{**cfg.trainer, "logger": False, "enable_progress_bar": False,
+                                "enable_model_summary": False,
+                                "callbacks": [PyTorchLightningPruningCallback(trial, monitor="val_loss")]})
+        started = time.time()
+        try:
+            trainer.fit(model, **cfg.data_kwargs(batch_size=recipe.batch_size))
+        finally:
+            trial.set_user_attr("samples", _samples(trainer, recipe.batch_size or 0))
+            trial.set_user_attr("seconds", time.time() - started)
+        value = float(trainer.callback_metrics.get("val_loss", math.nan))
+        return value if math.isfinite(value) else math.inf
+
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner())
+    with quiet_lightning():
+        study.optimize(objective, n_trials=n_trials, catch=(Exception,))
+    return study
+
+
+OVERRIDES: dict[str, Any] = {}  # sampler:/pruner: sections given on the command line (tunekit's defaults otherwise)
+
+
+def tunekit_study(task: Task, seed: int, n_trials: int, folder: Path) -> tuple[optuna.Study, int, float]:
+    """``run_search`` with its defaults; returns the study and the range test's samples and seconds."""
+    cfg = parse_config({**config_of(task, seed), **OVERRIDES})
+    url = f"sqlite:///{folder}/{task.name}-{seed}.db"
+    started = time.time()
+    run_search(cfg, n_trials=n_trials, storage=url, study_name="s")
+    study = optuna.load_study(study_name="s", storage=url)
+    range_samples = sum(int(stored["steps"]) * int(stored.get("batch_size") or 0)
+                        for key, stored in study.user_attrs.items() if key.startswith("tunekit.lr_range."))
+    trial_seconds = sum(t.user_attrs.get("seconds", 0.0) for t in study.trials)
+    range_seconds = max(0.0, time.time() - started - trial_seconds)  # the range test and the study's overhead
+    return study, range_samples, range_seconds
+
+
+def _trial_samples(t: optuna.trial.FrozenTrial) -> int:
+    if "samples" in t.user_attrs:  # plain Optuna's trials
+        return int(t.user_attrs["samples"])
+    return int(t.user_attrs.get("steps", 0)) * int(t.user_attrs.get("recipe", {}).get("batch_size") or 0)
+
+
+def trace(study: optuna.Study, start_samples: int = 0, start_seconds: float = 0.0) -> list[tuple[int, float, float]]:
+    """(cumulative samples, cumulative seconds, best so far) after each trial, in trial order."""
+    samples, seconds, best, out = start_samples, start_seconds, math.inf, []
+    for t in sorted(study.trials, key=lambda t: t.number):
+        samples += _trial_samples(t)
+        seconds += float(t.user_attrs.get("seconds", 0.0))
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value):
+            best = min(best, t.value)
+        out.append((samples, seconds, best))
+    return out
+
+
+def critical_refits(task: Task, seed: int, study: optuna.Study) -> tuple[int, int]:
+    """Trials pruned as critical on a finite loss, refitted without the stop: (how many, how many recovered)."""
+    from tunekit.callbacks import Diagnoser
+
+    cfg = parse_config(config_of(task, seed))
+    count = recovered = 0
+    for t in study.trials:
+        diagnosis = t.user_attrs.get("diagnosis") or {}
+        critical = [f for f in diagnosis.get("findings", []) if f["severity"] == "critical"]
+        if t.state != TrialState.PRUNED or not critical or critical[0]["evidence"].get("loss") in ("nan", "inf"):
+            continue
+        count += 1
+        recipe = Recipe.from_dict(t.user_attrs["recipe"])
+        pl.seed_everything(seed, verbose=False)
+        model = cfg.make_model()
+        model.recipe = recipe
+        initial = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False)
+        data = cfg.data_kwargs(batch_size=recipe.batch_size)
+        with quiet_lightning():
+            start = float(initial.validate(model, verbose=False, **data)[0]["val_loss"])
+            trainer = pl.Trainer(**{**cfg.trainer, "logger": False, "enable_progress_bar": False,
+                                    "enable_model_summary": False,
+                                    "callbacks": [Diagnoser(verbose=False, save=False, stop_on_critical=False,
+                                                            probes=False)]})
+            trainer.fit(model, **data)
+        end = float(trainer.callback_metrics.get("val_loss", math.nan))
+        recovered += int(math.isfinite(end) and end < RECOVERED * start)
+    return count, recovered
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", nargs="*", default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--pruner", default=None, help="tunekit's pruner: section (name), to compare defaults")
+    parser.add_argument("--tpe-startup", type=int, default=None, help="tunekit's TPE n_startup_trials")
+    args = parser.parse_args()
+    global OVERRIDES
+    OVERRIDES = {**({"pruner": {"name": args.pruner}} if args.pruner else {}),
+                 **({"sampler": {"name": "tpe", "n_startup_trials": args.tpe_startup}} if args.tpe_startup else {})}
+    warnings.filterwarnings("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    torch.set_num_threads(1)
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        lines.append(text)
+        print(text, flush=True)
+
+    say(f"# python benchmarks/search/run.py {' '.join(sys.argv[1:])}")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tunekit-suite-") as tmp:
+        for task in TASKS:
+            if args.tasks and task.name not in args.tasks:
+                continue
+            for seed in range(args.seeds):
+                started = time.time()
+                plain = plain_study(task, seed, args.trials)
+                ours, range_samples, range_seconds = tunekit_study(task, seed, args.trials, Path(tmp))
+                p, t = trace(plain), trace(ours, range_samples, range_seconds)
+                target = p[-1][2]
+                reached = next(((s, sec, i + 1) for i, (s, sec, b) in enumerate(t) if b <= target), None)
+                crit, rec = critical_refits(task, seed, ours)
+                row = {"task": task.name, "held_out": task.held_out, "seed": seed, "plain_best": target,
+                       "plain_samples": p[-1][0], "plain_seconds": p[-1][1], "ours_best": t[-1][2],
+                       "ours_samples_total": t[-1][0], "reached_trial": reached[2] if reached else None,
+                       "sample_share": (reached[0] if reached else t[-1][0]) / p[-1][0],
+                       "time_share": (reached[1] if reached else t[-1][1]) / p[-1][1],
+                       "pruned_plain": sum(x.state == TrialState.PRUNED for x in plain.trials),
+                       "pruned_ours": sum(x.state == TrialState.PRUNED for x in ours.trials),
+                       "critical_refits": crit, "recovered": rec, "range_samples": range_samples}
+                rows.append(row)
+                say(f"{task.name:<17} seed {seed}: plain best {target:.4g} ({p[-1][0]:,} samples, "
+                    f"{row['pruned_plain']} pruned); tunekit best {t[-1][2]:.4g} ({row['pruned_ours']} pruned), "
+                    + (f"reached plain's best at trial {reached[2]} with {row['sample_share']:.2f} of its samples, "
+                       f"{row['time_share']:.2f} of its time" if reached else
+                       f"did not reach it ({row['sample_share']:.2f} of plain's samples spent)")
+                    + f"; critical refits {crit} ({rec} recovered)  [{time.time() - started:.0f}s]")
+    if not rows:
+        return
+    say("")
+    say(f"{'task':<20}{'plain best':>11}{'tunekit best':>13}{'samples share':>15}{'time share':>12}{'reached':>9}"
+        f"{'pruned p/t':>12}{'crit. recovered':>17}")
+    for name in dict.fromkeys(r["task"] for r in rows):
+        group = [r for r in rows if r["task"] == name]
+        label = name + (" *" if group[0]["held_out"] else "")
+        say(f"{label:<20}{statistics.mean(r['plain_best'] for r in group):>11.4g}"
+            f"{statistics.mean(r['ours_best'] for r in group):>13.4g}"
+            f"{statistics.mean(r['sample_share'] for r in group):>15.2f}"
+            f"{statistics.mean(r['time_share'] for r in group):>12.2f}"
+            f"{sum(r['reached_trial'] is not None for r in group):>6}/{len(group)}"
+            f"{sum(r['pruned_plain'] for r in group):>7}/{sum(r['pruned_ours'] for r in group):<4}"
+            f"{sum(r['recovered'] for r in group):>10}/{sum(r['critical_refits'] for r in group)}")
+    for label, group in (("development", [r for r in rows if not r["held_out"]]),
+                         ("held out (*)", [r for r in rows if r["held_out"]])):
+        if group:
+            say(f"{label}: mean samples share {statistics.mean(r['sample_share'] for r in group):.2f}, mean time "
+                f"share {statistics.mean(r['time_share'] for r in group):.2f}; tunekit's best at least as good as "
+                f"plain's on {sum(r['ours_best'] <= r['plain_best'] for r in group)}/{len(group)} task-seeds")
+    say("(samples share: samples tunekit spent, range test included, until its best reached plain Optuna's "
+        "best after the same number of trials, over plain's samples; a seed that never reached it counts all "
+        "tunekit spent)")
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n")
+        (args.out.with_suffix(".json")).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
