@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "zoo"))
 
+from label import HARMLESS, label  # noqa: E402
 from run import run_all  # noqa: E402
 from spec import FAMILIES, Spec, good_lr, plan, sample  # noqa: E402
 
@@ -74,10 +75,21 @@ def main() -> None:
     lines.append(f"\nauto-remedy ended better on {better}/{len(cases)} broken runs, within {NEAR_HEALTHY}x of the "
                  f"healthy recipe on {near}/{len(cases)} ({near / len(cases):.0%})")
     zoo_healthy = [s for s in plan(args.seeds) if s.cause == "healthy"]
-    results = run_all(zoo_healthy, args.workers, auto=True, label_="the zoo's healthy runs, with auto-remedy")
-    touched = [(s, r) for s, r in zip(zoo_healthy, results, strict=True) if r["interventions"]]
-    lines.append(f"interventions on the zoo's healthy runs: {len(touched)}/{len(zoo_healthy)}"
-                 + "".join(f"\n  {s.family}/{s.seed} {s.dataset}: {r['interventions']}" for s, r in touched))
+    alone = run_all(zoo_healthy, args.workers, label_="the zoo's healthy recipes, without auto-remedy")
+    results = run_all(zoo_healthy, args.workers, auto=True, label_="the zoo's healthy recipes, with auto-remedy")
+    healthy_runs = [(s, a, r) for s, a, r in zip(zoo_healthy, alone, results, strict=True)
+                    if label({**a, "spec": dataclasses.asdict(s)}, None)[0] == "healthy"]
+    touched = [(s, a, r) for s, a, r in healthy_runs if r["interventions"]]
+    worse = sum(not r["val"] <= HARMLESS * a["val"] for _, a, r in touched)
+    lines.append(f"interventions on the zoo's healthy runs (labelled healthy as the zoo labels them): "
+                 f"{len(touched)}/{len(healthy_runs)}; of those, {worse} ended more than {HARMLESS - 1:.0%} worse "
+                 "than without")
+    lines += [f"  {s.family}/{s.seed} {s.dataset}: {_fmt(a['val'])} -> {_fmt(r['val'])}: "
+              + "; ".join(f"{e['step']}: {e['finding']} -> {e['remedy']} {e['change']}" for e in r["interventions"])
+              for s, a, r in touched]
+    others = sum(bool(r["interventions"]) for r in results) - len(touched)
+    lines.append(f"(healthy recipes the zoo drops, most of them overfitting on their own: interventions on {others}/"
+                 f"{len(zoo_healthy) - len(healthy_runs)})")
     print("\n".join(lines))
     if args.out is not None:
         args.out.write_text("\n".join(lines) + "\n")

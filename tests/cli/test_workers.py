@@ -35,6 +35,15 @@ def _wait_for(predicate, timeout: float = 90.0) -> None:
     raise AssertionError("timed out waiting for the workers")
 
 
+def _fitting(url: str, name: str) -> int:
+    """Running trials that have drawn their recipe (they are fitting it)."""
+    try:
+        trials = optuna.load_study(study_name=name, storage=url).trials
+    except KeyError:
+        return 0
+    return sum(t.state == TrialState.RUNNING and bool(t.params) for t in trials)
+
+
 def _states(url: str, name: str) -> list[TrialState]:
     try:
         return [t.state for t in optuna.load_study(study_name=name, storage=url).trials]
@@ -50,7 +59,7 @@ def test_two_postgres_workers_finish_a_study_and_a_killed_ones_trial_is_retried(
     victim = _start(cfg, tmp_path, "--n-trials", "4", *common)
     survivor = _start(cfg, tmp_path, "--n-trials", "6", *common)
     try:
-        _wait_for(lambda: _states(postgres_url, name).count(TrialState.RUNNING) == 2)  # both mid-trial
+        _wait_for(lambda: _fitting(postgres_url, name) == 2)  # both mid-fit
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
         out, err = survivor.communicate(timeout=240)

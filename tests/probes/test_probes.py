@@ -8,12 +8,12 @@ from tunekit.callbacks import Diagnoser
 from tunekit.examples import MLP, DiabetesDataModule, DigitsDataModule
 
 
-def _fit(model_kwargs, epochs, *, probes=True, data=None, dm=DigitsDataModule, **diagnoser):
+def _fit(model_kwargs, epochs, *, probes=True, data=None, dm=DigitsDataModule, trainer_kwargs=None, **diagnoser):
     pl.seed_everything(0, verbose=False)
     model = MLP(**model_kwargs)
     d = Diagnoser(verbose=False, save=False, probes=probes, **diagnoser)
     trainer = pl.Trainer(max_epochs=epochs, callbacks=[d], logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+                         enable_progress_bar=False, enable_model_summary=False, **(trainer_kwargs or {}))
     trainer.fit(model, datamodule=dm(**(data or {})))
     return d, model, trainer
 
@@ -28,6 +28,18 @@ def test_probing_leaves_the_trajectory_bit_for_bit_unchanged():
     for a, b in zip(model_on.parameters(), model_off.parameters(), strict=True):
         assert torch.equal(a, b)
     assert probed.recorder.record().loss.tolist() == plain.recorder.record().loss.tolist()
+
+
+def test_under_bf16_and_gradient_accumulation_probes_still_tell_and_leave_the_run_unchanged():
+    mixed = {"precision": "bf16-mixed", "accumulate_grad_batches": 2}
+    probed, model_on, _ = _fit(TOO_LOW, 28, probe_budget=0.3, trainer_kwargs=mixed)
+    plain, model_off, _ = _fit(TOO_LOW, 28, probes=False, trainer_kwargs=mixed)
+    assert probed.probe_steps > 0
+    for a, b in zip(model_on.parameters(), model_off.parameters(), strict=True):
+        assert torch.equal(a, b)
+    top = probed.diagnosis.findings[0]
+    assert top.code.value == "slow_convergence" and top.remedies[0].code.value == "raise_lr"
+    assert "probes" in top.evidence
 
 
 def test_a_too_low_lr_is_told_apart_by_its_larger_lr_fork():

@@ -1,9 +1,10 @@
 """tunekit's Lightning shells: the monitors, the ``Diagnoser`` that turns them on, the two-stage switch, the LR
-range test callback, and ``RecipeMixin``."""
+range test callback, ``RecipeMixin``, and the opt-in ``CurvatureMonitor``."""
 
 from __future__ import annotations
 
 from tunekit.callbacks._base import Monitor
+from tunekit.callbacks.curvature import CurvatureMonitor
 from tunekit.callbacks.diagnoser import DEFAULT_MONITORS, Diagnoser
 from tunekit.callbacks.divergence import DivergenceMonitor
 from tunekit.callbacks.generalization_gap import GeneralizationGapMonitor
@@ -17,6 +18,7 @@ from tunekit.callbacks.two_stage import SwitchToSGD
 
 __all__ = [
     "DEFAULT_MONITORS",
+    "CurvatureMonitor",
     "Diagnoser",
     "DivergenceMonitor",
     "GeneralizationGapMonitor",

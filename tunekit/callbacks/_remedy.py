@@ -14,7 +14,11 @@ its best. What each finding gets:
 * ``generalization_gap``: Adam: the rest of the fit with SGD and momentum; otherwise more weight decay; a gap that
   comes back after that: back to the snapshot (the best validation loss) and stop.
 
-The rules then judge the fit from the intervention on. At most ``max_interventions`` per fit.
+A rollback (divergence, exploding gradients, early instability) acts at the check that finds it. A change that
+only steers a fit that is still learning (every other finding) acts when a probe confirmed the finding, or when the
+same finding is still there at the next check (``CONFIRMING_CHECKS``): a flat stretch or a rise of the validation
+loss seen at one check is often gone at the next, and a healthy run must not be steered by it. The rules then
+judge the fit from the intervention on. At most ``max_interventions`` per fit.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ SGD_LR_FACTOR = 10.0  # ... starts at 10x Adam's LR, times (1 - momentum) (a typ
 MIN_WARMUP = 10  # a restarted warmup spans at least this many steps
 WARMUP_SHARE = 0.05  # ... or 5% of the fit
 ROLLBACK = (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)
+CONFIRMING_CHECKS = 2  # (auto-remedy benchmark) checks in a row a finding must be seen at before it steers the fit
 
 
 @dataclass
@@ -67,6 +72,7 @@ class AutoRemedy:
         self._snapshot: TrainingState | None = None
         self.snapshot_step = 0
         self._best_val = math.inf
+        self._seen: dict[FindingCode, int] = {}  # warning findings: checks in a row each has been seen at
 
     @property
     def since(self) -> int:
@@ -150,16 +156,18 @@ class AutoRemedy:
             trainer.should_stop = True
         event = Intervention(step, plan.finding, plan.remedy, change, evidence)
         self.events.append(event)
+        self._seen.clear()
         return event
 
     def _plan(self, trainer: pl.Trainer, diagnosis: Diagnosis, ctx: RunContext, record: RunRecord) -> _Plan | None:
+        warnings = [f for f in diagnosis.findings if f.severity is not Severity.INFO]
+        self._seen = {f.code: self._seen.get(f.code, 0) + 1 for f in warnings}
         if self.skip_reason is not None or len(self.events) >= self.max_interventions:
             return None
-        for finding in diagnosis.findings:
-            if finding.severity is Severity.INFO:
-                continue
+        for finding in warnings:
             plan = self._plan_for(trainer, finding, ctx, record)
-            if plan is not None:
+            if plan is not None and (plan.rollback or "probes" in finding.evidence
+                                     or self._seen[finding.code] >= CONFIRMING_CHECKS):
                 return plan
         return None
 

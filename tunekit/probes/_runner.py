@@ -14,7 +14,7 @@ from tunekit.diagnose import Finding
 from tunekit.diagnose._probes import Candidate, ProbeOutcome, ProbeReport
 from tunekit.probes._fork import Fork, muted_logging, step_loss
 from tunekit.probes._state import TrainingState
-from tunekit.signals import adam_preconditioner, curvature
+from tunekit.signals import Curvature, adam_preconditioner, curvature
 from tunekit.utilities.lightning import grad_scaler_of
 
 EVAL_BATCHES = 4  # held-out batches every fork is measured on (never trained on inside the probe); four give a
@@ -92,10 +92,21 @@ def _curvature(module: pl.LightningModule, optimizer: torch.optim.Optimizer, tra
                hvps: int, finding: Finding) -> dict[str, Any]:
     """Plain Hessian extremes (a stall: is it a saddle?), or, for Adam on an unstable run, those of the
     preconditioned Hessian its stability depends on."""
+    preconditioned = finding.code.value in ("oscillation", "exploding_gradients")
+    c = measure_curvature(trainer, module, batch, hvps, preconditioned=preconditioned)
+    return {"top": c.top, "bottom": c.bottom, "trace": c.trace, "hvps": c.hvps,
+            "preconditioned": c.preconditioned, "skipped": c.skipped}
+
+
+def measure_curvature(trainer: pl.Trainer, module: pl.LightningModule, batch: Any, hvps: int, *,
+                      preconditioned: bool = False) -> Curvature:
+    """The Hessian's extremes on ``batch`` of the live fit, its loss being the module's own ``training_step`` (under
+    the Trainer's precision, logging muted, in eval mode so dropout does not blur it); with ``preconditioned``, those
+    of Adam's preconditioned Hessian (the plain one when the optimizer is not Adam or has not stepped yet). The
+    module's weights, gradients and modes are left as they were."""
+    optimizer = trainer.optimizers[0]
     params = [p for g in optimizer.param_groups for p in g["params"] if p.requires_grad]
-    preconditioner = None
-    if finding.code.value in ("oscillation", "exploding_gradients"):
-        preconditioner = adam_preconditioner(optimizer)
+    preconditioner = adam_preconditioner(optimizer) if preconditioned else None
 
     def loss_fn(m: Any, b: Any) -> torch.Tensor:
         with trainer.precision_plugin.train_step_context():
@@ -108,11 +119,9 @@ def _curvature(module: pl.LightningModule, optimizer: torch.optim.Optimizer, tra
     module.eval()
     try:
         with muted_logging(module):
-            c = curvature(module, loss_fn, batch, max_hvps=hvps, params=params, preconditioner=preconditioner)
+            return curvature(module, loss_fn, batch, max_hvps=hvps, params=params, preconditioner=preconditioner)
     finally:
         module.train(training)
-    return {"top": c.top, "bottom": c.bottom, "trace": c.trace, "hvps": c.hvps,
-            "preconditioned": c.preconditioned, "skipped": c.skipped}
 
 
 def _mean_over_ranks(trainer: pl.Trainer,
