@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "zoo"))
 
-from label import HARMLESS, label  # noqa: E402
+from label import HARMLESS, WORSE, label  # noqa: E402
 from run import run_all  # noqa: E402
 from spec import FAMILIES, Spec, good_lr, plan, sample  # noqa: E402
 
@@ -74,6 +74,13 @@ def main() -> None:
                      f"{'yes' if ok else 'NO':<6}  {'yes' if close else 'no':<11}  {events or '-'}")
     lines.append(f"\nauto-remedy ended better on {better}/{len(cases)} broken runs, within {NEAR_HEALTHY}x of the "
                  f"healthy recipe on {near}/{len(cases)} ({near / len(cases):.0%})")
+    confirmed = [(p, a, h) for (_, spec), p, a, h in zip(cases, plain, auto, healthy, strict=True)
+                 if label({**p, "spec": dataclasses.asdict(spec)}, h)[0] == spec.cause]
+    fixed = sum(_less(a["val"], p["val"]) for p, a, _ in confirmed)
+    close = sum(math.isfinite(a["val"]) and a["val"] <= NEAR_HEALTHY * h["val"] for _, a, h in confirmed)
+    lines.append(f"of the {len(confirmed)} whose cause the zoo's labelling confirms (at least {WORSE - 1:.0%} worse "
+                 f"than the healthy recipe, which trained well): better on {fixed}, within {NEAR_HEALTHY}x of the "
+                 f"healthy recipe on {close}")
     zoo_healthy = [s for s in plan(args.seeds) if s.cause == "healthy"]
     alone = run_all(zoo_healthy, args.workers, label_="the zoo's healthy recipes, without auto-remedy")
     results = run_all(zoo_healthy, args.workers, auto=True, label_="the zoo's healthy recipes, with auto-remedy")

@@ -75,8 +75,9 @@ def main() -> None:
             continue
         for seed in range(args.seeds):
             lr, vals = run(task, seed)
+            name = task.name + (" *" if task.held_out else "")
             if lr is None:
-                lines.append(f"{task.name:<18}{seed:>5}  no suggestion")
+                lines.append(f"{name:<18}{seed:>5}  no suggestion (nothing to seed the cycle with)")
                 print(lines[-1], flush=True)
                 continue
             best = min(vals.values())
@@ -84,7 +85,7 @@ def main() -> None:
             wins[winner] += 1
             for s, v in vals.items():
                 ratios.setdefault((task.held_out, s), []).append(v / best)
-            lines.append(f"{task.name + (' *' if task.held_out else ''):<18}{seed:>5}{lr:>10.3g}"
+            lines.append(f"{name:<18}{seed:>5}{lr:>10.3g}"
                          + "".join(f"{v:>12.4g}" for v in vals.values()) + f"  {winner}")
             print(lines[-1], flush=True)
     lines.append("\n(* held out) geometric mean of val_loss / the best of the three, development / held out; wins")

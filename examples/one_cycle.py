@@ -14,7 +14,7 @@ import logging
 import warnings
 
 import lightning.pytorch as pl
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.callbacks import Callback
 
 from tunekit import lr_range_test
 from tunekit.examples import DigitsCNN, DigitsDataModule
@@ -43,7 +43,7 @@ def fit(lr: float, schedule: str) -> ValLog:
     model = DigitsCNN(optimizer="sgd", lr=lr, momentum=0.9)
     model.recipe = model.recipe.replace(schedule=schedule)
     log = ValLog()
-    pl.Trainer(max_epochs=EPOCHS, callbacks=[log, LearningRateMonitor()], logger=False, enable_checkpointing=False,
+    pl.Trainer(max_epochs=EPOCHS, callbacks=[log], logger=False, enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False).fit(model, datamodule=DigitsDataModule())
     return log
 

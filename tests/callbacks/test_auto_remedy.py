@@ -22,12 +22,13 @@ class LRLog(Callback):
         self.lrs[trainer.global_step] = optimizer.param_groups[0]["lr"]
 
 
-def _fit(tmp_path, model_kwargs, epochs, d, ckpt=None, checkpoint=False, log=None):
+def _fit(tmp_path, model_kwargs, epochs, d, ckpt=None, checkpoint=False, log=None, **trainer_kwargs):
     pl.seed_everything(0, verbose=False)
     callbacks = [d] + ([log] if log else []) + (
         [ModelCheckpoint(dirpath=tmp_path, every_n_epochs=1, save_top_k=-1)] if checkpoint else [])
     trainer = pl.Trainer(max_epochs=epochs, callbacks=callbacks, logger=False, enable_checkpointing=checkpoint,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         **trainer_kwargs)
     trainer.fit(MLP(**model_kwargs), datamodule=DigitsDataModule(), ckpt_path=ckpt)
     return trainer
 
@@ -49,6 +50,15 @@ def test_a_run_pushed_to_nan_is_rolled_back_and_ends_finite_and_falling(tmp_path
     saved = json.loads((tmp_path / "diagnosis.json").read_text())
     assert saved["interventions"][0]["change"] == {"lr": 0.05, "gradient_clip_val": 1.0}
     assert "divergence" not in d.diagnosis.codes  # judged from the intervention on
+
+
+def test_under_bf16_and_gradient_accumulation_a_nan_run_is_rolled_back_too(tmp_path):
+    d = Diagnoser(verbose=False, save=False, auto_remedy=True)
+    trainer = _fit(tmp_path, NAN, 8, d, precision="bf16-mixed", accumulate_grad_batches=2)
+    assert trainer.global_step == 8 * 12  # 23 batches an epoch, two per optimizer step
+    assert d.interventions and d.interventions[0].finding.value == "divergence"
+    after = d.recorder.record().since(d.interventions[-1].step)
+    assert np.isfinite(after.loss).all() and np.median(after.loss[-10:]) < np.median(after.loss[:10])
 
 
 def test_a_healthy_run_gets_no_intervention(tmp_path):

@@ -46,3 +46,12 @@ def test_ddp_ranks_probe_together_and_read_the_same_outcome(tmp_path):
     assert top0["code"] == top1["code"] == "slow_convergence"
     assert top0["evidence"]["probes"] == top1["evidence"]["probes"]  # the losses averaged across ranks
     assert rank0["weights"] == rank1["weights"]  # still one model: the forks left no trace on either rank
+
+
+@pytest.mark.slow
+def test_ddp_ranks_roll_back_and_remedy_together(tmp_path):
+    rank0, rank1 = _run(tmp_path, 50.0, "4", "0.05", "auto")
+    assert rank0["global_step"] == rank1["global_step"] == 4 * 12  # trained on instead of stopping
+    assert rank0["interventions"] == rank1["interventions"] and rank0["interventions"][0]["finding"] == "divergence"
+    assert rank0["lr"] == rank1["lr"] < 50.0 and rank0["clip"] == rank1["clip"] is not None
+    assert rank0["weights"] == rank1["weights"] and all(abs(w) < 1e6 for w in rank0["weights"])  # one finite model

@@ -14,11 +14,12 @@ its best. What each finding gets:
 * ``generalization_gap``: Adam: the rest of the fit with SGD and momentum; otherwise more weight decay; a gap that
   comes back after that: back to the snapshot (the best validation loss) and stop.
 
-A rollback (divergence, exploding gradients, early instability) acts at the check that finds it. A change that
-only steers a fit that is still learning (every other finding) acts when a probe confirmed the finding, or when the
-same finding is still there at the next check (``CONFIRMING_CHECKS``): a flat stretch or a rise of the validation
-loss seen at one check is often gone at the next, and a healthy run must not be steered by it. The rules then
-judge the fit from the intervention on. At most ``max_interventions`` per fit.
+A divergence or an early instability acts at the check that finds it. Every other finding acts when a probe
+confirmed it, or when it is still there at the next check (``CONFIRMING_CHECKS``): gradient spikes, a flat stretch
+or a rise of the validation loss seen at one check are often gone at the next, and a healthy run must not be
+steered by them. A too-low LR is raised only when the updates themselves are tiny (under ``SLOW_UPDATE_RATIO`` of
+the weights): a probe's larger LR wins over a few steps on healthy runs too, and loses over the rest of the fit.
+The rules then judge the fit from the intervention on. At most ``max_interventions`` per fit.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import lightning.pytorch as pl
 from tunekit.callbacks._surgery import LiveLR, LRProgram, swap_to_sgd
 from tunekit.diagnose import Diagnosis, Finding, FindingCode, Intervention, RemedyCode, RunContext, Severity
 from tunekit.diagnose._stats import nice
+from tunekit.diagnose.rules import SLOW_UPDATE_RATIO
 from tunekit.probes import TrainingState, probe_reason
 from tunekit.recipe import apply_to_groups, rescale_schedule
 from tunekit.record import RunRecord
@@ -43,6 +45,7 @@ MIN_WARMUP = 10  # a restarted warmup spans at least this many steps
 WARMUP_SHARE = 0.05  # ... or 5% of the fit
 ROLLBACK = (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)
 CONFIRMING_CHECKS = 2  # (auto-remedy benchmark) checks in a row a finding must be seen at before it steers the fit
+AT_ONCE = (FindingCode.DIVERGENCE, FindingCode.EARLY_INSTABILITY)  # acted on at the check that finds them
 
 
 @dataclass
@@ -166,7 +169,7 @@ class AutoRemedy:
             return None
         for finding in warnings:
             plan = self._plan_for(trainer, finding, ctx, record)
-            if plan is not None and (plan.rollback or "probes" in finding.evidence
+            if plan is not None and (finding.code in AT_ONCE or "probes" in finding.evidence
                                      or self._seen[finding.code] >= CONFIRMING_CHECKS):
                 return plan
         return None
@@ -186,6 +189,9 @@ class AutoRemedy:
         if code is FindingCode.PLATEAU:
             return _Plan(code, RemedyCode.DECAY_LR, {"schedule": "cosine"}, False, evidence)
         if code is FindingCode.SLOW_CONVERGENCE:
+            ratio = f.evidence.get("update_ratio")
+            if not (isinstance(ratio, float) and ratio < SLOW_UPDATE_RATIO):
+                return None  # steps of a healthy size: a larger LR only looks better over a probe's few steps
             raise_lr = _first(f, RemedyCode.RAISE_LR)
             return _Plan(code, RemedyCode.RAISE_LR, raise_lr, False, evidence) if raise_lr else None
         if code is FindingCode.OSCILLATION:

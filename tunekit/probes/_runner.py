@@ -20,7 +20,8 @@ from tunekit.utilities.lightning import grad_scaler_of
 EVAL_BATCHES = 4  # held-out batches every fork is measured on (never trained on inside the probe); four give a
 # first estimate of the comparison's noise
 EVAL_COST = 1 / 3  # a forward pass costs about a third of a training step
-HVP_COST = 2.0  # a Hessian-vector product costs about two training steps (measured: benchmarks/curvature.py)
+HVP_COST = 2.0  # a Hessian-vector product costs about two training steps (benchmarks/curvature.py measures 2.6 on
+# its small MLPs, whose per-call overhead weighs most; the budget undercounts curvature there by about a quarter)
 
 
 def probe_cost(candidates: int, steps: int, hvps: int, accumulate: int = 1) -> float:

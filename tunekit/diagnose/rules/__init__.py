@@ -22,6 +22,7 @@ from tunekit.diagnose.rules._instability import (
     oscillation_amplitude,
 )
 from tunekit.diagnose.rules._progress import (
+    SLOW_UPDATE_RATIO,
     check_plateau,
     check_saddle_stall,
     check_slow_convergence,
@@ -47,6 +48,7 @@ ALL_RULES: tuple[Rule, ...] = (
 
 __all__ = [
     "ALL_RULES",
+    "SLOW_UPDATE_RATIO",
     "Rule",
     "check_divergence",
     "check_early_instability",
