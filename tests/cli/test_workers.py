@@ -94,7 +94,7 @@ def test_n_jobs_worker_processes_share_a_sqlite_study(tmp_path):
 def test_ctrl_c_marks_the_running_trial_failed_keeps_the_rest_and_resumes(tmp_path):
     cfg = write_config(tmp_path, **SLOW)
     url = f"sqlite:///{tmp_path / 'tunekit.db'}"
-    proc = _start(cfg, tmp_path, "--n-trials", "8", "--study-name", "c")
+    proc = _start(cfg, tmp_path, "--n-trials", "100", "--study-name", "c")  # far more than run before the signal
     _wait_for(lambda: TrialState.COMPLETE in _states(url, "c") and TrialState.RUNNING in _states(url, "c"))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

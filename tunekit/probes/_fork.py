@@ -109,7 +109,7 @@ class Fork:
                         continue
                     loss = loss / self.accumulate
                     (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
-                    total += float(loss)
+                    total += float(loss.detach())
                 if not math.isfinite(total):
                     self.optimizer.zero_grad(set_to_none=True)
                     return math.nan
