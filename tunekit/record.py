@@ -6,6 +6,7 @@ Lightning, so a rule can be tested on a hand-made series.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,35 +160,27 @@ class RunRecord:
         judge after an intervention changed the fit at ``step``."""
         if step <= 0 or not len(self):
             return self
-        keep = self.steps >= step
-        up = self.update_steps >= step
-        val = self.val_steps >= step
         nonfinite = self.first_nonfinite_step
-        return RunRecord(
-            steps=self.steps[keep], loss=self.loss[keep], grad_norm=self.grad_norm[keep], lr=self.lr[keep],
-            layer_names=self.layer_names,
-            layer_grad_norms=self.layer_grad_norms[keep] if len(self.layer_grad_norms) else self.layer_grad_norms,
-            update_steps=self.update_steps[up], update_ratio=self.update_ratio[up],
-            val_steps=self.val_steps[val], val_loss=self.val_loss[val],
-            first_nonfinite_step=nonfinite if nonfinite is not None and nonfinite >= step else None,
-            initial_loss=self.initial_loss, total_steps=self.total_steps, grad_scaler=self.grad_scaler,
-            group_lrs=self.group_lrs[keep] if len(self.group_lrs) == len(self.steps) else self.group_lrs,
-        )
+        return self._window(step, math.inf, nonfinite if nonfinite is not None and nonfinite >= step else None)
 
     def finite_part(self) -> RunRecord:
         """The record cut before the first non-finite step: what the other rules may trust."""
         if self.first_nonfinite_step is None:
             return self
-        keep = self.steps < self.first_nonfinite_step
-        up = self.update_steps < self.first_nonfinite_step
-        val = self.val_steps < self.first_nonfinite_step
+        return self._window(-math.inf, self.first_nonfinite_step, None)
+
+    def _window(self, start: float, stop: float, first_nonfinite_step: int | None) -> RunRecord:
+        """The steps in [start, stop) of every series (the update and validation series by their own steps)."""
+        keep = (self.steps >= start) & (self.steps < stop)
+        up = (self.update_steps >= start) & (self.update_steps < stop)
+        val = (self.val_steps >= start) & (self.val_steps < stop)
         return RunRecord(
             steps=self.steps[keep], loss=self.loss[keep], grad_norm=self.grad_norm[keep], lr=self.lr[keep],
             layer_names=self.layer_names,
             layer_grad_norms=self.layer_grad_norms[keep] if len(self.layer_grad_norms) else self.layer_grad_norms,
             update_steps=self.update_steps[up], update_ratio=self.update_ratio[up],
             val_steps=self.val_steps[val], val_loss=self.val_loss[val],
-            first_nonfinite_step=None, initial_loss=self.initial_loss, total_steps=self.total_steps,
+            first_nonfinite_step=first_nonfinite_step, initial_loss=self.initial_loss, total_steps=self.total_steps,
             grad_scaler=self.grad_scaler,
             group_lrs=self.group_lrs[keep] if len(self.group_lrs) == len(self.steps) else self.group_lrs,
         )
