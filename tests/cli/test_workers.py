@@ -23,7 +23,10 @@ SLOW = {"model": {"class_path": "tests.search.fixtures.SlowMLP", "init_args": {"
 def _start(config: Path, cwd: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"}
     cmd = [sys.executable, "-m", "tunekit.cli", "search", str(config), *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT back to its default in the child: a test run started in the background (`make test &`) ignores it,
+    # the child inherits that, and Python then never turns Ctrl-C into KeyboardInterrupt
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(predicate, timeout: float = 90.0) -> None:
@@ -94,7 +97,7 @@ def test_n_jobs_worker_processes_share_a_sqlite_study(tmp_path):
 def test_ctrl_c_marks_the_running_trial_failed_keeps_the_rest_and_resumes(tmp_path):
     cfg = write_config(tmp_path, **SLOW)
     url = f"sqlite:///{tmp_path / 'tunekit.db'}"
-    proc = _start(cfg, tmp_path, "--n-trials", "100", "--study-name", "c")  # far more than run before the signal
+    proc = _start(cfg, tmp_path, "--n-trials", "100", "--study-name", "c")  # more than can finish before the signal
     _wait_for(lambda: TrialState.COMPLETE in _states(url, "c") and TrialState.RUNNING in _states(url, "c"))
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
