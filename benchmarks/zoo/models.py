@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import lightning.pytorch as pl
 import torch
 from torch import nn
 
-from tunekit import Recipe, RecipeMixin
+from tunekit import Recipe
+from tunekit.examples import SupervisedModule
 
 
-class _Zoo(RecipeMixin, pl.LightningModule):
-    """Shared: the recipe from keyword arguments, the loss by task, the steps, an init scale."""
+class _Zoo(SupervisedModule):
+    """Shared: the recipe from keyword arguments, the loss by task (``SupervisedModule``), an init scale."""
 
     def __init__(self, task: str, recipe: dict[str, Any]) -> None:
         super().__init__()
@@ -26,21 +26,6 @@ class _Zoo(RecipeMixin, pl.LightningModule):
                 for p in self.parameters():
                     if p.dim() >= 2:
                         p.mul_(scale)
-
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.task == "regression":
-            return nn.functional.mse_loss(out.squeeze(-1), y)
-        return nn.functional.cross_entropy(out, y)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = self.loss(self(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        self.log("val_loss", self.loss(self(x), y))
 
 
 class SeqRNN(_Zoo):

@@ -11,11 +11,11 @@ from tunekit.examples.data import (
     SequenceSumDataModule,
     WineDataModule,
 )
-from tunekit.examples.models import MLP, SequenceGRU
+from tunekit.examples.models import MLP, SequenceGRU, SupervisedModule
 from tunekit.examples.text import CharTransformer, PythonSourceDataModule, python_source_text
 from tunekit.examples.vision import DigitsCNN
 
 __all__ = ["MLP", "ArrayDataModule", "BreastCancerDataModule", "CharTransformer", "DiabetesDataModule",
            "DigitsCNN", "DigitsDataModule", "IrisDataModule", "PythonSourceDataModule", "SequenceGRU",
-           "SequenceSumDataModule",
+           "SequenceSumDataModule", "SupervisedModule",
            "WineDataModule", "python_source_text"]

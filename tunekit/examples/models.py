@@ -17,7 +17,33 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-class MLP(RecipeMixin, pl.LightningModule):
+class SupervisedModule(RecipeMixin, pl.LightningModule):
+    """A module trained on ``(x, y)`` batches with a ``Recipe``: cross-entropy for ``task="classification"``, mean
+    squared error for ``"regression"``; logs ``train_loss``, ``val_loss`` (and ``val_acc`` when classifying).
+    Subclasses set ``self.task`` and ``self.recipe`` and define ``forward``."""
+
+    task: str = "classification"
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task == "regression":
+            return nn.functional.mse_loss(out.squeeze(-1), y)
+        return nn.functional.cross_entropy(out, y)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = self.loss(self(x), y)
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        out = self(x)
+        self.log("val_loss", self.loss(out, y), prog_bar=True)
+        if self.task == "classification":
+            self.log("val_acc", (out.argmax(-1) == y).float().mean(), prog_bar=True)
+
+
+class MLP(SupervisedModule):
     """A multi-layer perceptron that logs ``train_loss`` and ``val_loss`` (and ``val_acc`` when classifying).
 
     Args:
@@ -65,23 +91,6 @@ class MLP(RecipeMixin, pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.task == "regression":
-            return nn.functional.mse_loss(out.squeeze(-1), y)
-        return nn.functional.cross_entropy(out, y)
-
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        loss = self.loss(self(x), y)
-        self.log("train_loss", loss, prog_bar=True)
-        return loss
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        x, y = batch
-        out = self(x)
-        self.log("val_loss", self.loss(out, y), prog_bar=True)
-        if self.task == "classification":
-            self.log("val_acc", (out.argmax(-1) == y).float().mean(), prog_bar=True)
 
 
 class SequenceGRU(MLP):
