@@ -7,6 +7,7 @@ import csv
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tunekit.exceptions import ConfigError
@@ -23,64 +24,66 @@ def _number(text: object) -> float | None:
         return None
 
 
-def read_csv(path: Path) -> Logged:
-    """Lightning's ``CSVLogger`` file: one row per logging call, a column per metric, ``step`` the global step."""
-    logged = Logged(str(path))
+def _gathered(source: str, points: Iterator[tuple[str, float, float]]) -> Logged:
+    """A ``Logged`` run from (key, step, value) points, each key's points in the order they came."""
+    logged = Logged(source)
     columns: dict[str, tuple[list[float], list[float]]] = {}
-    with path.open(newline="") as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            step = _number(row.get("step"))
-            step = float(i) if step is None else step
-            for key, text in row.items():
-                value = _number(text)
-                if key in STEP_KEYS or key == "epoch" or value is None:
-                    continue
-                columns.setdefault(key, ([], []))
-                columns[key][0].append(step)
-                columns[key][1].append(value)
+    for key, step, value in points:
+        steps, values = columns.setdefault(key, ([], []))
+        steps.append(step)
+        values.append(value)
     for key, (steps, values) in columns.items():
         logged.add(key, steps, values)
     return logged
+
+
+def read_csv(path: Path) -> Logged:
+    """Lightning's ``CSVLogger`` file: one row per logging call, a column per metric, ``step`` the global step."""
+
+    def points() -> Iterator[tuple[str, float, float]]:
+        with path.open(newline="") as f:
+            for i, row in enumerate(csv.DictReader(f)):
+                step = _number(row.get("step"))
+                step = float(i) if step is None else step
+                for key, text in row.items():
+                    value = _number(text)
+                    if key not in STEP_KEYS and key != "epoch" and value is not None:
+                        yield key, step, value
+
+    return _gathered(str(path), points())
 
 
 def read_tensorboard(folder: Path) -> Logged:
     """Every scalar of the TensorBoard event files in ``folder`` (and below)."""
     accumulator = require("tensorboard.backend.event_processing.event_accumulator", "tensorboard",
                           extra="tensorboard")
-    logged = Logged(str(folder))
-    columns: dict[str, tuple[list[float], list[float]]] = {}
-    for events in sorted({p.parent for p in folder.rglob("events.out.tfevents.*")}):
-        reader = accumulator.EventAccumulator(str(events), size_guidance={accumulator.SCALARS: 0})
-        reader.Reload()
-        for tag in reader.Tags().get("scalars", []):
-            steps, values = columns.setdefault(tag, ([], []))
-            for event in reader.Scalars(tag):
-                steps.append(float(event.step))
-                values.append(float(event.value))
-    for key, (steps, values) in columns.items():
-        logged.add(key, steps, values)
-    return logged
+
+    def points() -> Iterator[tuple[str, float, float]]:
+        for events in sorted({p.parent for p in folder.rglob("events.out.tfevents.*")}):
+            reader = accumulator.EventAccumulator(str(events), size_guidance={accumulator.SCALARS: 0})
+            reader.Reload()
+            for tag in reader.Tags().get("scalars", []):
+                for event in reader.Scalars(tag):
+                    yield tag, float(event.step), float(event.value)
+
+    return _gathered(str(folder), points())
 
 
 def read_wandb(run_dir: Path) -> Logged:
     """A W&B run directory: the history of its ``.wandb`` transaction log, read with ``wandb leet inspect --json``
     (W&B's own reader of that format), or ``files/wandb-history.jsonl`` in an older synced copy."""
-    logged = Logged(str(run_dir))
-    columns: dict[str, tuple[list[float], list[float]]] = {}
-    for item in _wandb_history(run_dir):
-        step = _number(item.get("trainer/global_step", item.get("_step")))
-        if step is None:
-            continue
-        for key, value in item.items():
-            number = _number(value) if not isinstance(value, (dict, list, bool)) else None
-            if key.startswith("_") or key in STEP_KEYS or number is None:
+
+    def points() -> Iterator[tuple[str, float, float]]:
+        for item in _wandb_history(run_dir):
+            step = _number(item.get("trainer/global_step", item.get("_step")))
+            if step is None:
                 continue
-            columns.setdefault(key, ([], []))
-            columns[key][0].append(step)
-            columns[key][1].append(number)
-    for key, (steps, values) in columns.items():
-        logged.add(key, steps, values)
-    return logged
+            for key, value in item.items():
+                number = _number(value) if not isinstance(value, (dict, list, bool)) else None
+                if not key.startswith("_") and key not in STEP_KEYS and number is not None:
+                    yield key, step, number
+
+    return _gathered(str(run_dir), points())
 
 
 def _wandb_history(run_dir: Path) -> list[dict[str, object]]:
