@@ -38,6 +38,9 @@ class RunRecord:
         grad_scaler: True under fp16 loss scaling, where an occasional inf gradient is a skipped step,
             not a failure.
         group_lrs: the LR of every param group at each step, shape ``(len(steps), groups)`` (for display).
+        nonfinite_batch: what the batches of ``first_nonfinite_step`` held: ``{"step", "batches": [{"batch_idx",
+            "cells": [{"tensor", "shape", "values", "rows", "row_count", "columns", "column_count"}]}]}``, with
+            an empty ``batches`` list when they were all finite; None when they were not inspected.
     """
 
     steps: np.ndarray = field(default_factory=lambda: _arr(None, int))
@@ -55,6 +58,7 @@ class RunRecord:
     total_steps: int | None = None
     grad_scaler: bool = False
     group_lrs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    nonfinite_batch: dict[str, Any] | None = None
 
     @classmethod
     def from_series(
@@ -125,6 +129,7 @@ class RunRecord:
             "val_steps": self.val_steps.astype(int).tolist(), "val_loss": clean(self.val_loss),
             "first_nonfinite_step": self.first_nonfinite_step, "initial_loss": self.initial_loss,
             "total_steps": self.total_steps, "grad_scaler": self.grad_scaler,
+            "nonfinite_batch": self.nonfinite_batch,
         }
 
     @classmethod
@@ -148,7 +153,7 @@ class RunRecord:
             update_ratio=arr(data.get("update_ratio", [])), val_steps=np.asarray(data.get("val_steps", []), dtype=int),
             val_loss=arr(data.get("val_loss", [])), first_nonfinite_step=data.get("first_nonfinite_step"),
             initial_loss=data.get("initial_loss"), total_steps=data.get("total_steps"),
-            grad_scaler=bool(data.get("grad_scaler", False)),
+            grad_scaler=bool(data.get("grad_scaler", False)), nonfinite_batch=data.get("nonfinite_batch"),
         )
 
     @property
@@ -182,6 +187,7 @@ class RunRecord:
             val_steps=self.val_steps[val], val_loss=self.val_loss[val],
             first_nonfinite_step=first_nonfinite_step, initial_loss=self.initial_loss, total_steps=self.total_steps,
             grad_scaler=self.grad_scaler,
+            nonfinite_batch=self.nonfinite_batch if first_nonfinite_step is not None else None,
             group_lrs=self.group_lrs[keep] if len(self.group_lrs) == len(self.steps) else self.group_lrs,
         )
 

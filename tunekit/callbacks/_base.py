@@ -83,7 +83,8 @@ class Monitor(Callback):
             return
         if not self.recorder.is_bound_to(pl_module):
             self.recorder.bind(pl_module, total_steps=planned_steps(trainer),
-                               grad_scaler=grad_scaler_of(trainer) is not None, world_size=trainer.world_size)
+                               grad_scaler=grad_scaler_of(trainer) is not None, world_size=trainer.world_size,
+                               accumulate=trainer.accumulate_grad_batches)
         for monitor in self._subscribers():
             monitor.on_attach(trainer, pl_module)
 
@@ -99,7 +100,7 @@ class Monitor(Callback):
             return
         recorder = self._hub.recorder  # type: ignore[union-attr]
         flushes = recorder.flushes
-        nonfinite = recorder.capture_loss(outputs, trainer.global_step)
+        nonfinite = recorder.capture_loss(outputs, trainer.global_step, batch, batch_idx)
         if nonfinite or recorder.flushes != flushes:
             for monitor in self._subscribers():
                 monitor.on_signals(trainer, pl_module, nonfinite=nonfinite)

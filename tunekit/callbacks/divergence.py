@@ -8,7 +8,13 @@ import lightning.pytorch as pl
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tunekit.callbacks._base import Monitor
-from tunekit.diagnose.rules import Rule, check_divergence, check_early_instability, divergence_loss_ratio
+from tunekit.diagnose.rules import (
+    Rule,
+    check_data_fault,
+    check_divergence,
+    check_early_instability,
+    divergence_loss_ratio,
+)
 from tunekit.record import RunRecord
 
 
@@ -23,7 +29,7 @@ class DivergenceMonitor(Monitor):
     Logs ``tunekit/divergence/loss_ratio``: the statistic the rule tests, the recent loss over the initial loss.
     """
 
-    rules: ClassVar[tuple[Rule, ...]] = (check_divergence, check_early_instability)
+    rules: ClassVar[tuple[Rule, ...]] = (check_data_fault, check_divergence, check_early_instability)
 
     def __init__(
         self, *, check_finite: bool = True,

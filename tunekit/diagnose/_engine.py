@@ -6,11 +6,14 @@ from collections.abc import Iterable
 
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._types import Diagnosis, Finding, FindingCode
-from tunekit.diagnose.rules import ALL_RULES, Rule, check_divergence
+from tunekit.diagnose.rules import ALL_RULES, Rule, check_data_fault, check_divergence
 from tunekit.record import RunRecord
 
 # A finding that explains the same stretch of curve better silences these (they would be symptoms).
+_WHOLE_RECORD = (check_divergence, check_data_fault)  # the rules that judge the non-finite step itself
 _SILENCES: dict[FindingCode, frozenset[FindingCode]] = {
+    FindingCode.DATA_FAULT: frozenset({FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS,
+                                       FindingCode.EARLY_INSTABILITY}),
     FindingCode.DIVERGENCE: frozenset({FindingCode.EXPLODING_GRADIENTS, FindingCode.OSCILLATION,
                                        FindingCode.EARLY_INSTABILITY, FindingCode.PLATEAU,
                                        FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL}),
@@ -25,7 +28,7 @@ _SILENCES: dict[FindingCode, frozenset[FindingCode]] = {
 def diagnose(record: RunRecord, context: RunContext | None = None, rules: Iterable[Rule] = ALL_RULES) -> Diagnosis:
     """Diagnose a recorded run.
 
-    Divergence is judged on the whole record; every other rule sees only the part before the first
+    Divergence and data faults are judged on the whole record; every other rule sees only the part before the first
     non-finite step, since nothing after it means anything.
 
     Example:
@@ -39,7 +42,7 @@ def diagnose(record: RunRecord, context: RunContext | None = None, rules: Iterab
     finite = record.finite_part()
     findings: list[Finding] = []
     for rule in rules:
-        found = rule(record if rule is check_divergence else finite, context)
+        found = rule(record if rule in _WHOLE_RECORD else finite, context)
         if found is not None:
             findings.append(found)
     present = {f.code for f in findings}

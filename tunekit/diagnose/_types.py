@@ -29,6 +29,7 @@ _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 class FindingCode(str, Enum):
     """What is wrong with a run. The order here is the order findings of equal severity are listed in."""
 
+    DATA_FAULT = "data_fault"
     DIVERGENCE = "divergence"
     EXPLODING_GRADIENTS = "exploding_gradients"
     VANISHING_GRADIENTS = "vanishing_gradients"

@@ -28,6 +28,7 @@ class SignalHistory:
         self.val = BoundedTable(2, capacity)  # step, validation loss
         self.lrs: BoundedTable | None = None  # step, LR of each param group
         self.first_nonfinite_step: int | None = None
+        self.nonfinite_batch: dict[str, Any] | None = None
         self.initial_loss: float | None = None
         self.total_steps: int | None = None
         self.grad_scaler = False
@@ -79,6 +80,11 @@ class SignalHistory:
             self.first_nonfinite_step = step
             self.version += 1
 
+    def set_nonfinite_batch(self, found: dict[str, Any] | None) -> None:
+        """What the batches of the first non-finite step held (see ``RecentBatches.inspect``)."""
+        self.nonfinite_batch = found
+        self.version += 1
+
     def _group_lrs(self, lrs: list[list[float]]) -> np.ndarray:
         """Rows of per-group LRs, padded/cut to the groups seen at the first step (param groups rarely change)."""
         if self.lrs is None:
@@ -98,7 +104,7 @@ class SignalHistory:
             val_steps=self.val.data[:, 0].astype(int), val_loss=self.val.data[:, 1].copy(),
             group_lrs=self.lrs.data[:, 1:].copy() if self.lrs is not None else np.zeros((0, 0)),
             first_nonfinite_step=self.first_nonfinite_step, initial_loss=self.initial_loss,
-            total_steps=self.total_steps, grad_scaler=self.grad_scaler,
+            total_steps=self.total_steps, grad_scaler=self.grad_scaler, nonfinite_batch=self.nonfinite_batch,
         )
         self._cached = (self.version, record)
         return record
@@ -111,6 +117,7 @@ class SignalHistory:
             "val": torch.from_numpy(self.val.state()),
             "lrs": torch.from_numpy(self.lrs.state()) if self.lrs is not None else None,
             "first_nonfinite_step": self.first_nonfinite_step,
+            "nonfinite_batch": self.nonfinite_batch,
             "initial_loss": self.initial_loss,
         }
 
@@ -129,6 +136,7 @@ class SignalHistory:
             self.lrs = BoundedTable(lrs.shape[1], self.capacity)
             self.lrs.load(lrs.numpy())
         self.first_nonfinite_step = state.get("first_nonfinite_step")
+        self.nonfinite_batch = state.get("nonfinite_batch")
         self.initial_loss = state.get("initial_loss")
         self._initial_rows = INITIAL_STEPS if self.initial_loss is not None else 0
         self.version += 1

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from tunekit.record import RunRecord
+from tunekit.signals._data import RecentBatches
 from tunekit.signals._history import SignalHistory
 from tunekit.signals._layers import layer_membership, layer_of
 from tunekit.signals._steps import StepBuffer
@@ -46,11 +47,15 @@ class SignalRecorder:
         self._steps: StepBuffer | None = None
         self._updates: UpdateSampler | None = None
         self._watch: NonFiniteWatch | None = None
+        self._batches = RecentBatches()
+        self._inspected = False  # the batches of the first non-finite step were searched (or are gone)
         self._module: weakref.ref[torch.nn.Module] | None = None
 
     # ------------------------------------------------------------------ binding
-    def bind(self, module: torch.nn.Module, *, total_steps: int | None, grad_scaler: bool, world_size: int) -> None:
-        """Prepare the device buffers for ``module``'s trainable parameters (once per fit, after device setup)."""
+    def bind(self, module: torch.nn.Module, *, total_steps: int | None, grad_scaler: bool, world_size: int,
+             accumulate: int = 1) -> None:
+        """Prepare the device buffers for ``module``'s trainable parameters (once per fit, after device setup);
+        ``accumulate`` is the micro-batches per optimizer step (how many recent batches to hold)."""
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
         if not named:
             raise ValueError("The model has no trainable parameters: there are no gradients to monitor.")
@@ -61,6 +66,7 @@ class SignalRecorder:
         self._steps = StepBuffer(params, self.flush_every)
         self._updates = UpdateSampler(params, self._steps.device)
         self._watch = NonFiniteWatch(self._steps.device)
+        self._batches = RecentBatches(accumulate)
         self.history.total_steps = total_steps
         self.history.grad_scaler = grad_scaler
         # In DDP the gradients are all-reduced, so a decision on them is the same on every rank; the loss is
@@ -82,12 +88,15 @@ class SignalRecorder:
         if self.update_ratio_every and global_step % self.update_ratio_every == 0:
             self._updates.before(global_step)  # type: ignore[union-attr]
 
-    def capture_loss(self, loss: Any, global_step: int) -> bool:
-        """Keep a micro-batch's loss (once per batch); close the step when the optimizer stepped.
-        Returns True on a new non-finite step."""
+    def capture_loss(self, loss: Any, global_step: int, batch: Any = None, batch_idx: int = -1) -> bool:
+        """Keep a micro-batch's loss (once per batch) and a reference to the batch; close the step when the
+        optimizer stepped. Returns True on a new non-finite step."""
         steps = self._steps
         if steps is None or not self.enabled:
             return False
+        if batch is not None:  # the step this micro-batch belongs to: the open one it closes, or the next
+            closes = steps.is_open and global_step > steps.step
+            self._batches.hold(steps.step if closes else global_step, batch_idx, batch)
         if isinstance(loss, dict):
             loss = loss.get("loss")
         if isinstance(loss, torch.Tensor):
@@ -107,7 +116,16 @@ class SignalRecorder:
         steps.close_step()
         if steps.full:
             self.flush()
+        self._inspect_batches()
         return new_bad
+
+    def _inspect_batches(self) -> None:
+        """Once the first non-finite step is known: search its batches for NaN/inf (``RunRecord.nonfinite_batch``)."""
+        step = self.history.first_nonfinite_step
+        if step is None or self._inspected:
+            return
+        self._inspected = True
+        self.history.set_nonfinite_batch(self._batches.inspect(step))
 
     # ------------------------------------------------------------------ host side
     def flush(self) -> None:
@@ -119,6 +137,7 @@ class SignalRecorder:
             self.history.add_steps(rows, self._membership)
             self.flushes += 1
         self.history.add_updates(self._updates.read())  # type: ignore[union-attr]
+        self._inspect_batches()
 
     def add_validation(self, step: int, value: float) -> None:
         self.history.add_validation(step, value)
@@ -132,7 +151,8 @@ class SignalRecorder:
     def reset_nonfinite(self) -> None:
         """Forget a non-finite step (the fit was rolled back to a healthy state before it)."""
         self.history.first_nonfinite_step = None
-        self.history.version += 1
+        self.history.set_nonfinite_batch(None)
+        self._inspected = False
         if self._watch is not None:
             self._watch.reset()
 

@@ -21,6 +21,7 @@ from tunekit.diagnose.rules._instability import (
     divergence_loss_ratio,
     oscillation_amplitude,
 )
+from tunekit.diagnose.rules._pipeline import check_data_fault
 from tunekit.diagnose.rules._progress import (
     SLOW_UPDATE_RATIO,
     check_plateau,
@@ -35,6 +36,7 @@ from tunekit.record import RunRecord
 Rule = Callable[[RunRecord, RunContext], "Finding | None"]
 
 ALL_RULES: tuple[Rule, ...] = (
+    check_data_fault,
     check_divergence,
     check_exploding_gradients,
     check_vanishing_gradients,
@@ -50,6 +52,7 @@ __all__ = [
     "ALL_RULES",
     "SLOW_UPDATE_RATIO",
     "Rule",
+    "check_data_fault",
     "check_divergence",
     "check_early_instability",
     "check_exploding_gradients",
