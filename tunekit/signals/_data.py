@@ -42,8 +42,9 @@ def nonfinite_cells(batch: Any) -> list[dict[str, Any]]:
 
     Example:
         >>> x = torch.zeros(4, 3); x[2, 1] = float("nan")
-        >>> nonfinite_cells((x, torch.tensor([0, 1, 0, 1])))
-        [{'tensor': 'batch[0]', 'shape': [4, 3], 'values': 1, 'rows': [2], 'row_count': 1, 'columns': [1], 'column_count': 1}]
+        >>> (cell,) = nonfinite_cells((x, torch.tensor([0, 1, 0, 1])))
+        >>> cell["tensor"], cell["values"], cell["rows"], cell["columns"]
+        ('batch[0]', 1, [2], [1])
     """
     found = []
     for path, tensor in _tensors(batch):
