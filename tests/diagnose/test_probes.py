@@ -1,5 +1,6 @@
 """Reading what-if probes, on hand-made outcomes: which forks a finding asks for and what their outcomes mean."""
 
+import dataclasses
 import math
 
 import pytest
@@ -93,13 +94,58 @@ def test_the_edge_of_stability_sets_the_lr_cut_when_the_curvature_was_measured()
     assert read.evidence["stability_edge_lr"] == pytest.approx(0.005)
 
 
-def test_a_finite_divergence_whose_unchanged_fork_comes_back_is_not_critical():
-    div = Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, 30, "the loss rose to 3.8x its initial", {"loss": 1.9}, ())
-    assert [c.label for c in probe_panel(div, SGD)] == ["unchanged", "lr x0.1"]
-    read = read_probes(div, _report("divergence", {"unchanged": (None, -0.4), "lr x0.1": (0.001, -0.5)}), SGD)
-    assert read.severity is Severity.WARNING and "came back down" in read.message
-    stays = read_probes(div, _report("divergence", {"unchanged": (None, 0.05), "lr x0.1": (0.001, -0.5)}), SGD)
-    assert stays.severity is Severity.CRITICAL
+def test_a_finite_divergence_recovers_only_when_its_unchanged_fork_ends_below_the_start():
+    def div(initial):
+        return Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, 30, "the loss rose to 3.8x its initial",
+                       {"loss": 1.9, "initial_loss": initial}, ())
+    assert [c.label for c in probe_panel(div(0.5), SGD)] == ["unchanged", "lr x0.1"]
+    back_down = {"unchanged": (None, -0.4), "lr x0.1": (0.001, -0.5)}  # held-out loss 2.0 -> 1.2 unchanged
+    read = read_probes(div(2.3), _report("divergence", back_down), SGD)
+    assert read.severity is Severity.WARNING and "came back down from 2 to 1.2, below its start (2.3)" in read.message
+    # the same fall, but the run started at 0.5: it came down to a level above its start, which is not learning
+    dead = read_probes(div(0.5), _report("divergence", back_down), SGD)
+    assert dead.severity is Severity.CRITICAL and "came back down" not in dead.message
+    stays = read_probes(div(2.3), _report("divergence", {"unchanged": (None, 0.05), "lr x0.1": (0.001, -0.5)}), SGD)
+    assert stays.severity is Severity.CRITICAL and "lr x0.1 won" in stays.message
+
+
+MOMENTUM_SGD = RunContext(optimizer="sgd", lr=0.1, lr_now=0.05, momentum=0.99)
+
+
+def _exploding():
+    return Finding(FindingCode.EXPLODING_GRADIENTS, Severity.WARNING, 300, "spikes", {},
+                   (Remedy(RemedyCode.LOWER_MOMENTUM, {"momentum": 0.95}, "Lower momentum."),
+                    Remedy(RemedyCode.LOWER_LR, {"lr": 0.033}, "Lower the LR."),
+                    Remedy(RemedyCode.CLIP_GRADIENTS, {"gradient_clip_val": 4.0}, "Clip."),
+                    Remedy(RemedyCode.SWITCH_OPTIMIZER, {"optimizer": "adam", "lr": 1e-3}, "Adam."),
+                    Remedy(RemedyCode.CHANGE_ARCHITECTURE, {}, "GroupNorm.")))
+
+
+def test_an_instability_tries_each_forkable_remedy_at_the_lr_the_schedule_makes_of_it():
+    panel = probe_panel(_exploding(), MOMENTUM_SGD)
+    assert [c.label for c in panel] == ["unchanged", "lower_momentum momentum=0.95", "lower_lr lr=0.033",
+                                        "clip_gradients gradient_clip_val=4"]
+    assert panel[2].change == {"lr": pytest.approx(0.0165)}  # the base LR 0.033 at the schedule's current half
+    info = dataclasses.replace(_exploding(), severity=Severity.INFO)
+    assert probe_panel(info, MOMENTUM_SGD) == []  # a hint is not worth the forks
+
+
+def test_verified_remedies_put_the_winner_first_and_the_losers_last():
+    forks = {"unchanged": (None, 0.02), "lower_momentum momentum=0.95": (None, -0.30),
+             "lower_lr lr=0.033": (None, 0.05), "clip_gradients gradient_clip_val=4": (None, -0.10)}
+    read = read_probes(_exploding(), _report("exploding_gradients", forks), MOMENTUM_SGD)
+    assert [r.code.value for r in read.remedies] == ["lower_momentum", "clip_gradients", "switch_optimizer",
+                                                     "change_architecture", "lower_lr"]
+    assert "lower_momentum momentum=0.95 won: held-out loss -30.0% against +2.0% unchanged" in read.message
+    assert read.evidence["verified"] == {"winner": "lower_momentum momentum=0.95", "gain": 0.32, "steps": 10}
+
+
+def test_verified_remedies_say_when_nothing_beat_the_unchanged_run():
+    forks = {"unchanged": (None, -0.10), "lower_momentum momentum=0.95": (None, -0.10),
+             "lower_lr lr=0.033": (None, -0.099), "clip_gradients gradient_clip_val=4": (None, None)}
+    read = read_probes(_exploding(), _report("exploding_gradients", forks), MOMENTUM_SGD)
+    assert "no candidate beat the unchanged run" in read.message and read.evidence["verified"]["winner"] is None
+    assert [r.code.value for r in read.remedies][:2] == ["switch_optimizer", "change_architecture"]
 
 
 def test_a_report_survives_json():

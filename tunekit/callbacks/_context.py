@@ -36,12 +36,14 @@ def train_batch_size(trainer: pl.Trainer) -> int | None:
 def read_context(trainer: pl.Trainer, pl_module: pl.LightningModule) -> RunContext:
     """The settings the run uses now: LR, betas, momentum, weight decay, clipping, batch size."""
     saturating = tuple(n for n, m in pl_module.named_modules() if isinstance(m, _SATURATING))
+    batchnorm = tuple(n for n, m in pl_module.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
     clip = trainer.gradient_clip_val
     common: dict[str, Any] = {
         "gradient_clip_val": float(clip) if clip else None,
         "batch_size": train_batch_size(trainer),
         "accumulate_grad_batches": int(trainer.accumulate_grad_batches),
         "saturating_layers": saturating,
+        "batchnorm_layers": batchnorm,
     }
     if not trainer.optimizers:
         return RunContext(**common)

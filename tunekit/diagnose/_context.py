@@ -24,6 +24,7 @@ class RunContext:
         batch_size: the training loader's batch size (per device), if known.
         accumulate_grad_batches: micro-batches per optimizer step.
         saturating_layers: names of sigmoid/tanh modules found in the model.
+        batchnorm_layers: names of BatchNorm modules found in the model (their statistics come from the batch).
     """
 
     optimizer: str = "sgd"
@@ -38,6 +39,7 @@ class RunContext:
     batch_size: int | None = None
     accumulate_grad_batches: int = 1
     saturating_layers: tuple[str, ...] = ()
+    batchnorm_layers: tuple[str, ...] = ()
 
     @property
     def current_lr(self) -> float:

@@ -12,8 +12,12 @@ What the outcomes say (``read_probes``):
   it is only a hint.
 * ``oscillation``: forks at 0.3x and 0.1x the LR. One helps: confirmed, and cut by the factor that helped most
   (or below the edge of stability, when the curvature was measured); neither: the swings are noise (a hint).
-* ``divergence`` on a finite loss: the unchanged run and a 10x smaller LR. The unchanged one comes back down: it
-  recovers on its own (a warning, not critical: the fit is not stopped).
+* ``divergence`` on a finite loss: the unchanged run and a 10x smaller LR. The unchanged one comes back down below
+  where the run started: it recovers on its own (a warning, not critical: the fit is not stopped).
+* ``exploding_gradients``, ``early_instability`` (and a finite divergence's other remedies): each remedy a fork can
+  apply (``FORKABLE``: an LR, momentum or beta, weight decay, clipping, a warmup, a larger batch made of several held
+  batches) is trained beside the unchanged run; the remedies are re-ranked by what they did, the winner first, and
+  the finding says what won and by how much, or that no candidate beat the unchanged run.
 
 Everything here is plain data and can be replayed on recorded outcomes with other thresholds.
 """
@@ -37,9 +41,14 @@ CLEARLY_NEGATIVE = 0.1  # curvature: the most negative eigenvalue beyond 10% of 
 EDGE_MARGIN = 0.5  # an LR over the edge of stability is cut to half the edge: room for the sharpness to grow back
 FASTER = 3.0  # a larger-LR fork confirms a too-low LR when it makes at least 3x the progress of the unchanged one
 NEAR_START = 0.8  # a stall whose loss is above 80% of the initial one has barely started learning
-RECOVERED = 0.9  # a finite divergence whose unchanged fork comes back under 90% of its loss recovers on its own
+RECOVERED = 0.9  # a finite divergence whose unchanged fork comes back under 90% of its loss ...
+NEVER_RECOVERED = 1.0  # ... and below the loss the run started from recovers on its own (above it: not learning)
 STALLS = (FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL, FindingCode.PLATEAU)
-PROBED = (*STALLS, FindingCode.OSCILLATION, FindingCode.DIVERGENCE)
+VERIFIED = (FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)  # their remedies are tried on forks
+PROBED = (*STALLS, FindingCode.OSCILLATION, FindingCode.DIVERGENCE, *VERIFIED)
+FORKABLE = frozenset({"lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "warmup_steps",
+                      "batch_size"})  # the recipe keys a fork can change on the live optimizer and batches
+MAX_REMEDY_FORKS = 4  # remedies tried per probe (the control besides): the probe budget pays for each
 UP, DOWN, HALF_DOWN = 10.0, 0.1, 1 / math.sqrt(10)  # the LR factors the forks try
 MAX_UP = 1000.0  # a too-low LR's fork jumps at most three decades
 
@@ -157,10 +166,34 @@ def _up_factor(finding: Finding) -> float:
     return UP
 
 
+def remedy_label(remedy: Remedy) -> str:
+    """The fork label of a remedy: its code and change (``lower_momentum momentum=0.95``)."""
+    return " ".join([remedy.code.value, *(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                           for k, v in remedy.change.items())])
+
+
+def remedy_candidates(finding: Finding, ctx: RunContext) -> list[Candidate]:
+    """A fork for each of the finding's remedies that a fork can apply (at most ``MAX_REMEDY_FORKS``, in the
+    finding's order). A remedy's ``lr`` is a base LR; the fork steps at the LR a running schedule makes of it."""
+    out = []
+    scale = ctx.current_lr / ctx.lr if ctx.lr > 0 else 1.0
+    for remedy in finding.remedies:
+        if not remedy.change or not set(remedy.change) <= FORKABLE:
+            continue
+        change = dict(remedy.change)
+        if "lr" in change:
+            change["lr"] = float(change["lr"]) * scale
+        out.append(Candidate(remedy_label(remedy), change))
+    return out[:MAX_REMEDY_FORKS]
+
+
 def probe_panel(finding: Finding, ctx: RunContext) -> list[Candidate]:
     """The forks that tell a finding's look-alikes apart (the control first); empty when forks say nothing."""
     control = Candidate("unchanged")
     factors: tuple[float, ...]
+    if finding.code in VERIFIED:
+        candidates = remedy_candidates(finding, ctx) if finding.severity is not Severity.INFO else []
+        return [control, *candidates] if candidates else []
     if finding.code in STALLS:
         factors = (_up_factor(finding), DOWN)
     elif finding.code is FindingCode.OSCILLATION:
@@ -173,7 +206,10 @@ def probe_panel(finding: Finding, ctx: RunContext) -> list[Candidate]:
     now = ctx.current_lr
     if not now > 0:
         return []  # a schedule that has run down to zero: no step size to try
-    return [control] + [Candidate(lr_label(f), {"lr": nice(now * f)}) for f in factors]
+    panel = [control] + [Candidate(lr_label(f), {"lr": nice(now * f)}) for f in factors]
+    if finding.code is FindingCode.DIVERGENCE:  # the remedies that are not an LR cut, tried beside it
+        panel += [c for c in remedy_candidates(finding, ctx) if "lr" not in c.change][:MAX_REMEDY_FORKS - 1]
+    return panel
 
 
 def read_probes(finding: Finding, report: ProbeReport, ctx: RunContext,
@@ -194,14 +230,64 @@ def read_probes(finding: Finding, report: ProbeReport, ctx: RunContext,
         return _read_stall(finding, report, ctx, evidence, tried, gain, negative)
     if finding.code is FindingCode.OSCILLATION:
         return _read_oscillation(finding, report, ctx, evidence, tried, gain)
+    if finding.code in VERIFIED:
+        return _read_verified(finding, report, evidence, gain)
     if finding.code is FindingCode.DIVERGENCE:
-        control = report.control
-        if math.isfinite(control.loss_after) and control.loss_after < RECOVERED * control.loss_before:
-            evidence["recovers"] = True
-            return dataclasses.replace(finding, severity=Severity.WARNING, evidence=evidence,
-                                       message=finding.message + f"; but left unchanged it came back down ({tried}), "
-                                       "so it is not stopped")
+        return _read_divergence(finding, report, evidence, tried, gain)
     return dataclasses.replace(finding, evidence=evidence)
+
+
+def _read_divergence(finding: Finding, report: ProbeReport, evidence: dict[str, Any], tried: str,
+                     gain: float) -> Finding:
+    """A finite blow-up recovers on its own only when its unchanged fork comes back down *and* ends below where the
+    run started (a loss that falls from 1e27 to a dead network's constant output has not recovered)."""
+    control = report.control
+    initial = finding.evidence.get("initial_loss")
+    below_start = isinstance(initial, (int, float)) and math.isfinite(control.loss_after) and \
+        control.loss_after < NEVER_RECOVERED * float(initial)
+    if math.isfinite(control.loss_after) and control.loss_after < RECOVERED * control.loss_before and below_start:
+        evidence["recovers"] = True
+        return dataclasses.replace(finding, severity=Severity.WARNING, evidence=evidence,
+                                   message=finding.message + f"; but left unchanged its held-out loss came back down "
+                                   f"from {fmt(control.loss_before)} to {fmt(control.loss_after)}, below its start "
+                                   f"({fmt(float(initial))}) ({tried}), so it is not stopped")
+    return _read_verified(finding, report, evidence, gain, extra=[lr_label(DOWN)])
+
+
+def _read_verified(finding: Finding, report: ProbeReport, evidence: dict[str, Any], gain: float,
+                   extra: list[str] | None = None) -> Finding:
+    """The finding with its remedies re-ranked by their forks: those that beat the unchanged run (by more than the
+    noise) first, the largest win first; those not tried next, in the rule's order; those that lost last. The
+    message says what won and by how much, or that nothing beat the unchanged run."""
+    outcomes = {o.label: o for o in report.outcomes[1:]}
+    won: list[tuple[float, Remedy]] = []
+    untried: list[Remedy] = []
+    lost: list[Remedy] = []
+    for remedy in finding.remedies:
+        label = remedy_label(remedy)
+        if label not in outcomes and remedy.code is RemedyCode.LOWER_LR:  # an LR cut is read from the LR fork
+            label = next((x for x in extra or [] if x in outcomes), label)
+        if label not in outcomes:
+            untried.append(remedy)
+        elif report.helps(label, gain):
+            won.append((report.gain(label), _confirmed(remedy, report, label)))
+        else:
+            lost.append(_confirmed(remedy, report, label))
+    won.sort(key=lambda pair: -pair[0])
+    control = report.control
+    steps = control.steps
+    winners = [label for label in outcomes if report.helps(label, gain)]
+    best = max(winners, key=report.gain) if winners else None
+    evidence["verified"] = {"winner": best, "gain": round(report.gain(best), 5) if best else None,
+                            "steps": steps}
+    if best is not None:
+        fork = outcomes[best]
+        said = (f"; tried on forks of the run for {steps} steps, {best} won: held-out loss "
+                f"{_pct(fork.loss_change)} against {_pct(control.loss_change)} unchanged")
+    else:
+        said = f"; tried on forks of the run for {steps} steps, no candidate beat the unchanged run ({_tried(report)})"
+    return dataclasses.replace(finding, evidence=evidence, message=finding.message + said,
+                               remedies=tuple([r for _, r in won] + untried + lost))
 
 
 def _tried(report: ProbeReport) -> str:

@@ -26,6 +26,13 @@ BATCH_RAISE = 4  # a larger batch: 4x, which halves the gradient noise (its std 
 MOMENTUM_STEPS = (0.9, 0.99)  # SGD momentum is raised to 0.9, or to 0.99 when it is 0.9 already
 BETA1_STEPS = (0.95, 0.99)  # Adam's beta1 is raised to 0.95, or 0.99 when it is 0.95 already
 BETA1_DROP, BETA1_FLOOR = 0.1, 0.5  # Adam's beta1 is lowered by 0.1, not below 0.5
+HIGH_MOMENTUM = 0.95  # SGD momentum from here up multiplies the step by 20x or more (its effective step is
+# lr / (1 - momentum), Goh 2017, "Why momentum really works"): an instability may be the momentum's, not the LR's
+MOMENTUM_CUT = 5.0  # lowering momentum divides its effective step by 5: 1 - momentum grows 5x (0.99 -> 0.95)
+MOMENTUM_FLOOR = 0.5
+BN_MIN_BATCH = 8  # BatchNorm's batch statistics are noisy below 8 samples per device: its error climbs steeply as
+# the batch shrinks from 8 to 2 (Wu & He 2018, "Group Normalization", Figure 1)
+BN_TARGET_BATCH = 16  # ... a batch of 16 or more per device gives it statistics close to the population's
 
 
 def lower_lr(ctx: RunContext, factor: float, why: str) -> Remedy:
@@ -81,6 +88,44 @@ def raise_momentum(ctx: RunContext, why: str) -> Remedy:
     new = MOMENTUM_STEPS[0] if current < MOMENTUM_STEPS[0] else MOMENTUM_STEPS[1]
     return Remedy(RemedyCode.RAISE_MOMENTUM, {"momentum": new},
                   f"Raise SGD momentum from {fmt(current)} to {new}: {why}.")
+
+
+def lower_momentum(ctx: RunContext) -> Remedy:
+    """SGD's momentum lowered so that its effective step ``lr / (1 - momentum)`` is ``MOMENTUM_CUT`` times smaller."""
+    current = ctx.momentum or 0.0
+    new = nice(max(MOMENTUM_FLOOR, 1 - MOMENTUM_CUT * (1 - current)), 2)
+    amplify = 1 / max(1 - current, 1e-9)
+    cut = (1 - new) / max(1 - current, 1e-9)
+    return Remedy(RemedyCode.LOWER_MOMENTUM, {"momentum": new},
+                  f"Lower SGD momentum from {fmt(current)} to {fmt(new)}: at {fmt(current)} the effective step is "
+                  f"{amplify:.0f}x the learning rate (lr / (1 - momentum)) and the velocity overshoots; this cuts "
+                  f"the effective step {cut:.0f}x and keeps the learning rate.")
+
+
+def tiny_batchnorm_batch(ctx: RunContext) -> bool:
+    """The model normalizes with BatchNorm and its batches are too small for BatchNorm's statistics."""
+    return bool(ctx.batchnorm_layers) and ctx.batch_size is not None and ctx.batch_size < BN_MIN_BATCH
+
+
+def instability_causes(ctx: RunContext) -> list[Remedy]:
+    """The remedies for an unstable run whose cause may not be the LR, to try before it: BatchNorm on tiny batches
+    (a larger batch, or a norm that does not depend on the batch) and SGD momentum near 1 (lower momentum)."""
+    out: list[Remedy] = []
+    if tiny_batchnorm_batch(ctx):
+        size = max(BN_TARGET_BATCH, ctx.batch_size or 1)
+        layers = ", ".join(ctx.batchnorm_layers[:3]) + (" ..." if len(ctx.batchnorm_layers) > 3 else "")
+        out.append(Remedy(RemedyCode.RAISE_BATCH_SIZE, {"batch_size": size},
+                          f"Raise the batch size from {ctx.batch_size} to {size}: BatchNorm ({layers}) normalizes "
+                          f"each batch by its own mean and variance, which {ctx.batch_size} samples estimate so "
+                          "badly that every step sees a differently scaled network; a lower learning rate does "
+                          "not fix that."))
+        out.append(note(RemedyCode.CHANGE_ARCHITECTURE,
+                        f"If memory rules out a larger batch: replace BatchNorm ({layers}) with GroupNorm or "
+                        "LayerNorm, which normalize each sample on its own and do not depend on the batch size "
+                        "(or accumulate gradients and freeze BatchNorm's statistics)."))
+    if not ctx.is_adam and (ctx.momentum or 0.0) >= HIGH_MOMENTUM:
+        out.append(lower_momentum(ctx))
+    return out
 
 
 def lower_beta1(ctx: RunContext) -> Remedy:

@@ -50,6 +50,7 @@ class RemedyCode(str, Enum):
     DECAY_LR = "decay_lr"
     CLIP_GRADIENTS = "clip_gradients"
     RAISE_MOMENTUM = "raise_momentum"
+    LOWER_MOMENTUM = "lower_momentum"
     LOWER_BETA1 = "lower_beta1"
     LOWER_BETA2 = "lower_beta2"
     ADD_WEIGHT_DECAY = "add_weight_decay"

@@ -43,6 +43,39 @@ def step_loss(output: Any) -> torch.Tensor | None:
     return output if isinstance(output, torch.Tensor) else None
 
 
+def batch_length(batch: Any) -> int | None:
+    """The number of samples in a batch: the first dimension of its first tensor."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else None
+    values = batch.values() if isinstance(batch, Mapping) else batch if isinstance(batch, (list, tuple)) else ()
+    return next((n for n in (batch_length(v) for v in values) if n is not None), None)
+
+
+def merge_batches(batches: Sequence[Any]) -> Any:
+    """One batch made of several (tensors joined along the batch dimension; anything else taken from the first):
+    the batch a larger ``batch_size`` would have drawn."""
+    first = batches[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(list(batches)) if first.dim() else first
+    if isinstance(first, Mapping):
+        return type(first)({k: merge_batches([b[k] for b in batches]) for k in first})  # type: ignore[call-arg]
+    if isinstance(first, (list, tuple)):
+        merged = [merge_batches([b[i] for b in batches]) for i in range(len(first))]
+        return type(first)(*merged) if hasattr(first, "_fields") else type(first)(merged)
+    return first
+
+
+def _larger_batches(batches: Sequence[Any], size: int, steps: int) -> tuple[list[Any], int]:
+    """The held batches regrouped into batches of about ``size`` samples, and the steps that see as many samples
+    as ``steps`` of the original ones (a larger batch is compared at equal data, not at equal steps)."""
+    now = batch_length(batches[0]) or size
+    k = max(1, min(len(batches), round(size / now)))
+    if k == 1:
+        return list(batches), steps
+    grouped = [merge_batches(batches[i:i + k]) for i in range(0, len(batches) - k + 1, k)]
+    return grouped, max(1, steps // k)
+
+
 class Fork:
     """Runs forks of a live fit.
 
@@ -86,8 +119,11 @@ class Fork:
 
     def train(self, change: Mapping[str, Any], batches: Sequence[Any], steps: int) -> float:
         """Apply ``change`` to the optimizer and train ``steps`` optimizer steps, cycling through ``batches``;
-        returns the mean training loss of the last steps (NaN when the fork blew up)."""
-        apply_to_groups(self.optimizer, {k: v for k, v in change.items() if k != "warmup_steps"})
+        returns the mean training loss of the last steps (NaN when the fork blew up). A ``batch_size`` in the change
+        joins held batches into larger ones and takes fewer steps, so the fork sees the same samples."""
+        apply_to_groups(self.optimizer, {k: v for k, v in change.items() if k not in ("warmup_steps", "batch_size")})
+        if change.get("batch_size"):
+            batches, steps = _larger_batches(batches, int(change["batch_size"]), steps)
         clip = change.get("gradient_clip_val", self.clip)
         peaks = [g["lr"] for g in self.optimizer.param_groups]
         warmup = int(change.get("warmup_steps", 0))

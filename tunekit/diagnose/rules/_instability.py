@@ -103,7 +103,8 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
         return _wrecked(record, ctx, recent)
     start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
     start = int(record.steps[start_i])
-    remedies = [R.lower_lr(ctx, lr_cut(record, start), "the loss climbed far above its starting value, the mark of "
+    remedies = [*R.instability_causes(ctx),
+                R.lower_lr(ctx, lr_cut(record, start), "the loss climbed far above its starting value, the mark of "
                            "steps that overshoot"),
                 R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, max(1, start_i)))]
     return Finding(
@@ -192,7 +193,7 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
         why = "the steps overshoot until the loss blows up"
         if cut > LR_CUT[0]:
             why += f" (the first step moved the weights by {fmt(cut * TARGET_UPDATE_RATIO)} of their size)"
-        remedies = [R.lower_lr(ctx, cut, why), R.clip_gradients(ctx, healthy)]
+        remedies = [*R.instability_causes(ctx), R.lower_lr(ctx, cut, why), R.clip_gradients(ctx, healthy)]
         if s < _early_limit(record) and not _has_warmup(record):
             remedies.append(R.add_warmup(ctx, record.total_steps, at_least=2 * s))
         grew = f" after the gradient norm grew {fmt(growth)}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
@@ -255,7 +256,8 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     healthy = median(record.grad_norm)
     clip = R.clip_gradients(ctx, healthy)
     lower = R.lower_lr(ctx, EARLY_LR_CUT, "smaller steps keep a steep wall from throwing the weights far")
-    remedies = (lower, clip)  # the primer's order for exploding losses: lower the LR, then clip
+    # the primer's order for exploding losses: lower the LR, then clip; a cause that is not the LR goes first
+    remedies = (*R.instability_causes(ctx), lower, clip)
     recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
     still_coming = record.steps[int(spikes[-1])] >= record.steps[0] + (1 - SPIKES_LATE) * (record.last_step -
                                                                                         record.steps[0])
@@ -293,6 +295,7 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     if not _has_warmup(record):
         remedies.insert(0, R.add_warmup(ctx, record.total_steps, at_least=2 * step))
     remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
+    remedies = [*R.instability_causes(ctx), *remedies]
     what = (f"the loss rose to {fmt(peak)} ({peak / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)})"
             if blew_up else f"{len(spikes)} gradient spikes hit the loss")
     return Finding(FindingCode.EARLY_INSTABILITY, severity, step,
@@ -368,8 +371,9 @@ def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
     noise = 2 * MEDIAN_SE * (amplitude / IQR_PER_SIGMA) / np.sqrt(max(n // 2, 1))
     if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > min(OSCILLATION_PROGRESS, -noise)):
         return None
-    remedies = [R.lower_lr(ctx, OSCILLATION_LR_CUT,
-                           "the steps are large enough to jump across the valley instead of down it")]
+    remedies = [*R.instability_causes(ctx), R.lower_lr(ctx, OSCILLATION_LR_CUT,
+                                                       "the steps are large enough to jump across the valley "
+                                                       "instead of down it")]
     if ctx.is_adam:
         remedies.append(R.lower_beta1(ctx))
     elif (ctx.momentum or 0.0) < 0.9:
