@@ -237,3 +237,46 @@ def test_a_window_without_an_update_sample_reads_the_latest_one():
     rec = record(loss, 0.5, layers=np.tile([0.3, 0.5, 0.6], (290, 1)), update_ratio=1e-5)
     rec.update_steps, rec.update_ratio = np.array([0, 100, 200]), np.full(3, 1e-5)  # none in the last 87 steps
     assert diagnose(rec, SGD).findings[0].code.value == "slow_convergence"
+
+
+@pytest.mark.parametrize(("lr", "expected"), [(0.2, 1e-3), (3e-3, 3e-4), (50.0, 0.05)])
+def test_an_adam_lr_cut_goes_to_adams_usual_lr_not_by_sgds_update_ratio(lr, expected):
+    loss = np.array(list(healthy(10)) + [float("nan")])
+    rec = record(loss, lr=lr, update_ratio=4.4)  # Adam's first step moves each weight by the LR: a ratio this size
+    finding = check_divergence(rec, RunContext(optimizer="adam", lr=lr, beta1=0.9, beta2=0.999))
+    # 0.2 -> Adam's usual 1e-3 (200x; the update ratio would say 1000x); a tenth at least; 1000x at most
+    assert first_remedy(finding) == ("lower_lr", {"lr": expected})
+
+
+def test_sgd_momentum_near_one_and_tiny_batchnorm_batches_come_before_the_lr_cut():
+    loss = list(healthy(40)) + [5.0, 40.0, float("nan")]
+    grad = [1.0] * 38 + [2.0, 8.0, 60.0, 900.0, float("nan")]
+    rec = record(np.array(loss), np.array(grad), 0.1)
+    momentum = check_divergence(rec, RunContext(optimizer="sgd", lr=0.1, momentum=0.99))
+    assert first_remedy(momentum) == ("lower_momentum", {"momentum": 0.95})
+    bn = check_divergence(rec, RunContext(optimizer="adam", lr=1e-3, beta1=0.9, batch_size=2,
+                                          batchnorm_layers=("net.1",)))
+    assert [r.code.value for r in bn.remedies][:3] == ["raise_batch_size", "change_architecture", "lower_lr"]
+    assert bn.remedies[0].change == {"batch_size": 16}
+    plain = check_divergence(rec, RunContext(optimizer="sgd", lr=0.1, momentum=0.9, batch_size=64,
+                                             batchnorm_layers=("net.1",)))
+    assert first_remedy(plain)[0] == "lower_lr"  # momentum 0.9 and a batch of 64: nothing but the LR to blame
+
+
+def test_validation_swinging_with_the_training_loss_is_not_overfitting():
+    """The same validation rise, but the training loss swings with it (it came back above its level at the best
+    check): instability, not a generalization gap."""
+    loss = healthy(1000, floor=0.001, tau=150)
+    val = [1.2, 0.6, 0.4, 0.35, 0.37, 0.42, 0.5, 0.6, 0.7, 0.8]
+    assert check_generalization_gap(record(loss, val=val), ADAM) is not None  # steady training: overfitting
+    swinging = loss.copy()
+    swinging[500:600] *= 40  # the training loss jumps back up between the 5th and 6th checks
+    assert check_generalization_gap(record(swinging, val=val), ADAM) is None
+
+
+def test_a_validation_rise_inside_its_own_noise_is_not_overfitting():
+    loss = healthy(1000, floor=0.001, tau=150)
+    noisy = [1.2, 0.6, 0.4, 0.30, 0.45, 0.31, 0.44, 0.30, 0.46, 0.34]  # +13% over its best, but swinging 50%
+    assert check_generalization_gap(record(loss, val=noisy), ADAM) is None
+    steady = [1.2, 0.6, 0.4, 0.30, 0.31, 0.315, 0.32, 0.325, 0.33, 0.34]  # +13% too, as a steady climb
+    assert check_generalization_gap(record(loss, val=steady), ADAM) is not None

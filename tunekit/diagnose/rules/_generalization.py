@@ -18,11 +18,26 @@ CHECKS_AFTER_WARNING = 2  # one rise can be noise; two make a trend
 CHECKS_AFTER_INFO = 3
 TRAIN_STILL_FALLING = 0.95  # ... while the training loss went on below 95% of its value at the best check
 TRAIN_MEMORIZED = 0.01  # or the training loss is under 1% of where it started: the training set is memorized
+TRAIN_STEADY = 1.0  # ... and at no check after the best was the training loss back at its level there: a validation
+# loss that swings because the training loss swings is instability, not overfitting
+VAL_NOISE_SIGMAS = 2.0  # the rise must clear twice the validation loss's check-to-check noise ...
+MAD_TO_SIGMA = 1.4826  # ... estimated robustly: a normal distribution's standard deviation is 1.4826 MADs
 
 
 def _train_loss_before(record: RunRecord, step: int, span: int) -> float:
     keep = (record.steps < step) & (record.steps >= step - span)
     return median(record.loss[keep]) if keep.any() else float("nan")
+
+
+def validation_noise(val: np.ndarray) -> float:
+    """The check-to-check noise of a validation series: the robust standard deviation of its residuals around a
+    three-check running median (a steady trend leaves almost none; swings leave a lot)."""
+    if len(val) < 3:
+        return 0.0
+    padded = np.concatenate([val[:1], val, val[-1:]])
+    trend = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    residual = val - trend
+    return float(MAD_TO_SIGMA * np.median(np.abs(residual - np.median(residual))))
 
 
 def check_generalization_gap(record: RunRecord, ctx: RunContext) -> Finding | None:
@@ -42,6 +57,11 @@ def check_generalization_gap(record: RunRecord, ctx: RunContext) -> Finding | No
     train_now = _train_loss_before(record, int(record.val_steps[-1]), span)
     memorized = record.initial_loss is not None and train_now < TRAIN_MEMORIZED * record.initial_loss
     if not (train_now < TRAIN_STILL_FALLING * train_at_best or memorized):
+        return None
+    later = [_train_loss_before(record, int(step), span) for step in record.val_steps[best + 1:]]
+    if any(loss >= TRAIN_STEADY * train_at_best for loss in later if np.isfinite(loss)):
+        return None  # the training loss came back up too: the run is unstable, not overfitting
+    if val[-1] - val[best] <= VAL_NOISE_SIGMAS * validation_noise(val):
         return None
     best_step = int(record.val_steps[best])
     # Stopping at the best check is the surest fix (measured: the overfitting zoo run's validation loss fell

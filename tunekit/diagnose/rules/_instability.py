@@ -96,7 +96,7 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
             f"{fmt(record.initial_loss)}) at step {start} and the run never got below where it started "
             f"({fmt(recent)} now)",
             {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
-            (R.lower_lr(ctx, lr_cut(record, start), "steps this large throw the weights out of any useful region"),
+            (R.lower_lr(ctx, lr_cut(record, ctx, start), "steps this large throw the weights out of any useful region"),
              R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, 1))),
         )
     if not (recent > DIVERGED_LOSS_FACTOR * max(record.initial_loss, 1e-12) and recent > DIVERGED_BEST_FACTOR * best):
@@ -104,7 +104,7 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
     start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
     start = int(record.steps[start_i])
     remedies = [*R.instability_causes(ctx),
-                R.lower_lr(ctx, lr_cut(record, start), "the loss climbed far above its starting value, the mark of "
+                R.lower_lr(ctx, lr_cut(record, ctx, start), "the loss climbed far above its starting value, the mark of "
                            "steps that overshoot"),
                 R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, max(1, start_i)))]
     return Finding(
@@ -128,15 +128,23 @@ def _wrecked(record: RunRecord, ctx: RunContext, recent: float) -> Finding | Non
         f"{TARGET_UPDATE_RATIO:.0e}) and the loss has not come down since ({fmt(recent)}, "
         f"{recent / initial:.0%} of its start): steps this large wreck the network at once",
         {"update_ratio": ratio, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
-        (R.lower_lr(ctx, lr_cut(record), "a step that size kills units or saturates layers before anything is "
+        (R.lower_lr(ctx, lr_cut(record, ctx), "a step that size kills units or saturates layers before anything is "
                     "learned"), R.add_warmup(ctx, record.total_steps)),
     )
 
 
-def lr_cut(record: RunRecord, before_step: int | None = None) -> float:
-    """How much to divide a diverged run's LR by: its first measured update/weight ratio over the healthy
-    1e-3 (the first sample is taken at step 0, before anything blew up), clamped to ``LR_CUT``; 10 without a
-    sample. SGD at lr 50 on digits moves the weights by 7x their size in one step: a cut of 1000, not 10."""
+def lr_cut(record: RunRecord, ctx: RunContext, before_step: int | None = None) -> float:
+    """How much to divide a diverged run's LR by, clamped to ``LR_CUT`` (10 without evidence).
+
+    SGD: its first measured update/weight ratio over the healthy 1e-3 (the first sample is taken at step 0, before
+    anything blew up): SGD at lr 50 on digits moves the weights by 7x their size in one step, a cut of 1000, not 10.
+
+    Adam and kin: Adam's first update moves every coordinate by the LR itself (``m / sqrt(v)`` is the gradient's
+    sign at step 1), so its update ratio measures the LR against the weights' scale, not the gradient's size, and
+    SGD's healthy 1e-3 cuts it several times too deep (a digits MLP at Adam lr 0.2: 1000x to 2e-4, where 1e-3 is
+    best). The cut brings the LR to Adam's usual good value ``ADAM_DEFAULT_LR`` (or a tenth of it, if lower)."""
+    if ctx.is_adam and ctx.lr > 0:
+        return float(np.clip(ctx.lr / R.ADAM_DEFAULT_LR, *LR_CUT))
     keep = record.update_steps <= (before_step if before_step is not None else record.last_step)
     ratios = record.update_ratio[keep]
     ratios = ratios[np.isfinite(ratios)]
@@ -189,7 +197,7 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
         message = (f"{what} became {value} at step {s}, late in a run that had been training well: with "
                    f"beta2={ctx.beta2} Adam's second-moment estimate can go stale")
     else:
-        cut = lr_cut(record, s)
+        cut = lr_cut(record, ctx, s)
         why = "the steps overshoot until the loss blows up"
         if cut > LR_CUT[0]:
             why += f" (the first step moved the weights by {fmt(cut * TARGET_UPDATE_RATIO)} of their size)"
@@ -339,7 +347,7 @@ def _huge_updates(record: RunRecord, ctx: RunContext) -> Finding | None:
     if level < WRECKED_LEVEL * (record.initial_loss or 0.0):
         return None  # it learns: weights near zero make any step look large (a linear model's, say)
     ratio = median(later)
-    cut = float(np.clip(ratio / TARGET_UPDATE_RATIO, *LR_CUT))
+    cut = lr_cut(record, ctx) if ctx.is_adam else float(np.clip(ratio / TARGET_UPDATE_RATIO, *LR_CUT))
     return Finding(
         FindingCode.OSCILLATION, Severity.WARNING, int(record.update_steps[1]),
         f"every step moves the weights by about {ratio:.0%} of their size (a healthy step moves them by about "
