@@ -104,8 +104,8 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
     start_i = int(np.argmax(sm > DIVERGED_LOSS_FACTOR * record.initial_loss))
     start = int(record.steps[start_i])
     remedies = [*R.instability_causes(ctx),
-                R.lower_lr(ctx, lr_cut(record, ctx, start), "the loss climbed far above its starting value, the mark of "
-                           "steps that overshoot"),
+                R.lower_lr(ctx, lr_cut(record, ctx, start), "the loss climbed far above its starting value, the "
+                           "mark of steps that overshoot"),
                 R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, max(1, start_i)))]
     return Finding(
         FindingCode.DIVERGENCE, Severity.CRITICAL, start,
