@@ -280,3 +280,15 @@ def test_a_validation_rise_inside_its_own_noise_is_not_overfitting():
     assert check_generalization_gap(record(loss, val=noisy), ADAM) is None
     steady = [1.2, 0.6, 0.4, 0.30, 0.31, 0.315, 0.32, 0.325, 0.33, 0.34]  # +13% too, as a steady climb
     assert check_generalization_gap(record(loss, val=steady), ADAM) is not None
+
+
+def test_a_blow_up_that_leaves_dead_layers_names_them_and_is_never_recovered():
+    loss = np.concatenate([healthy(50, floor=0.3), [1e10, 1e27, 1e20], np.full(60, 0.69)])  # started at ~0.6
+    loss[:50] = np.minimum(loss[:50], 0.6)
+    layers = np.tile([0.3, 0.5, 0.8], (len(loss), 1))
+    layers[60:, :2] = 0.0  # the first two layers get no gradient at all after the blow-up
+    finding = check_divergence(record(loss, layers=layers), SGD)
+    assert finding.code.value == "divergence" and finding.severity.value == "critical"
+    assert finding.evidence["dead_layers"] == ["net.0", "net.1"]
+    assert "net.0, net.1 get no gradient at all any more (dead units)" in finding.message
+    assert "1e+27x" not in finding.message and "1.67e+27x" in finding.message  # a ratio written as a number

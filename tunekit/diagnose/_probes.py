@@ -245,7 +245,9 @@ def _read_divergence(finding: Finding, report: ProbeReport, evidence: dict[str, 
     initial = finding.evidence.get("initial_loss")
     below_start = isinstance(initial, (int, float)) and math.isfinite(control.loss_after) and \
         control.loss_after < NEVER_RECOVERED * float(initial)
-    if math.isfinite(control.loss_after) and control.loss_after < RECOVERED * control.loss_before and below_start:
+    dead = finding.evidence.get("dead_layers")
+    if math.isfinite(control.loss_after) and control.loss_after < RECOVERED * control.loss_before and below_start \
+            and not dead:
         evidence["recovers"] = True
         return dataclasses.replace(finding, severity=Severity.WARNING, evidence=evidence,
                                    message=finding.message + f"; but left unchanged its held-out loss came back down "
@@ -254,40 +256,51 @@ def _read_divergence(finding: Finding, report: ProbeReport, evidence: dict[str, 
     return _read_verified(finding, report, evidence, gain, extra=[lr_label(DOWN)])
 
 
+def _fork_for(remedy: Remedy, outcomes: Mapping[str, ProbeOutcome], extra: list[str] | None) -> str | None:
+    """The fork that tried ``remedy``: the one labelled with its code (the finding's values may have moved a little
+    since the probe ran), or for an LR cut the probe's smaller-LR fork."""
+    code = remedy.code.value
+    label = next((x for x in outcomes if x == code or x.startswith(code + " ")), None)
+    if label is None and remedy.code is RemedyCode.LOWER_LR:
+        label = next((x for x in extra or [] if x in outcomes), None)
+    return label
+
+
 def _read_verified(finding: Finding, report: ProbeReport, evidence: dict[str, Any], gain: float,
                    extra: list[str] | None = None) -> Finding:
     """The finding with its remedies re-ranked by their forks: those that beat the unchanged run (by more than the
-    noise) first, the largest win first; those not tried next, in the rule's order; those that lost last. The
-    message says what won and by how much, or that nothing beat the unchanged run."""
+    noise) first, the largest win first; then the rest in the rule's order, but those whose fork did clearly worse
+    than the unchanged run (or blew up) last. The message says what won and by how much, or that nothing beat the
+    unchanged run (the rule's order stands then: a short fork that ties says little)."""
     outcomes = {o.label: o for o in report.outcomes[1:]}
     won: list[tuple[float, Remedy]] = []
-    untried: list[Remedy] = []
+    rest: list[Remedy] = []
     lost: list[Remedy] = []
     for remedy in finding.remedies:
-        label = remedy_label(remedy)
-        if label not in outcomes and remedy.code is RemedyCode.LOWER_LR:  # an LR cut is read from the LR fork
-            label = next((x for x in extra or [] if x in outcomes), label)
-        if label not in outcomes:
-            untried.append(remedy)
+        label = _fork_for(remedy, outcomes, extra)
+        if label is None:
+            rest.append(remedy)
         elif report.helps(label, gain):
             won.append((report.gain(label), _confirmed(remedy, report, label)))
-        else:
+        elif -report.gain(label) > max(gain, NOISE_SIGMAS * report.gain_noise(label)):
             lost.append(_confirmed(remedy, report, label))
+        else:
+            rest.append(_confirmed(remedy, report, label))
     won.sort(key=lambda pair: -pair[0])
     control = report.control
-    steps = control.steps
     winners = [label for label in outcomes if report.helps(label, gain)]
     best = max(winners, key=report.gain) if winners else None
     evidence["verified"] = {"winner": best, "gain": round(report.gain(best), 5) if best else None,
-                            "steps": steps}
+                            "steps": control.steps}
     if best is not None:
         fork = outcomes[best]
-        said = (f"; tried on forks of the run for {steps} steps, {best} won: held-out loss "
+        said = (f"; tried on forks of the run for {control.steps} steps, {best} won: held-out loss "
                 f"{_pct(fork.loss_change)} against {_pct(control.loss_change)} unchanged")
     else:
-        said = f"; tried on forks of the run for {steps} steps, no candidate beat the unchanged run ({_tried(report)})"
+        said = (f"; tried on forks of the run for {control.steps} steps, no candidate beat the unchanged run "
+                f"({_tried(report)})")
     return dataclasses.replace(finding, evidence=evidence, message=finding.message + said,
-                               remedies=tuple([r for _, r in won] + untried + lost))
+                               remedies=tuple([r for _, r in won] + rest + lost))
 
 
 def _tried(report: ProbeReport) -> str:

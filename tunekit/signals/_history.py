@@ -48,7 +48,7 @@ class SignalHistory:
         """Fold read-back steps in: per-layer and global norms from the per-parameter ones."""
         if not len(rows.steps):
             return
-        sq = np.square(rows.param_norms)
+        sq = np.square(rows.param_norms.astype(np.float64))  # float32 squares overflow past 1.8e19
         layer = np.sqrt(sq @ membership)
         total = np.sqrt(sq.sum(axis=1))
         lrs = self._group_lrs(rows.lrs)

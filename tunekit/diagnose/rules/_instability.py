@@ -90,13 +90,18 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
     if _blew_up_and_never_learned(record, recent):
         peak = float(np.nanmax(record.loss))
         start = int(record.steps[int(np.nanargmax(record.loss > BLOW_UP_FACTOR * record.initial_loss))])
+        dead = dead_layers(record)
         return Finding(
             FindingCode.DIVERGENCE, Severity.CRITICAL, start,
-            f"the loss blew up to {fmt(peak)} ({peak / record.initial_loss:.0f}x its initial "
+            f"the loss blew up to {fmt(peak)} ({fmt(peak / record.initial_loss)}x its initial "
             f"{fmt(record.initial_loss)}) at step {start} and the run never got below where it started "
-            f"({fmt(recent)} now)",
-            {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
-            (R.lower_lr(ctx, lr_cut(record, ctx, start), "steps this large throw the weights out of any useful region"),
+            f"({fmt(recent)} now)" + (f"; {', '.join(dead)} get no gradient at all any more (dead units)" if dead
+                                      else ""),
+            {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr,
+             "dead_layers": list(dead)},
+            (*R.instability_causes(ctx),
+             R.lower_lr(ctx, lr_cut(record, ctx, start), "steps this large throw the weights out of any useful "
+                        "region"),
              R.clip_gradients(ctx, _healthy_grad_norm(record.grad_norm, 1))),
         )
     if not (recent > DIVERGED_LOSS_FACTOR * max(record.initial_loss, 1e-12) and recent > DIVERGED_BEST_FACTOR * best):
@@ -113,6 +118,19 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
         f"(its best was {fmt(best)}), from step {start} on, and has not come back",
         {"loss": recent, "initial_loss": record.initial_loss, "best_loss": best, "lr": ctx.lr}, tuple(remedies),
     )
+
+
+def dead_layers(record: RunRecord) -> tuple[str, ...]:
+    """Layers whose gradient norm was positive once and is exactly zero over the recent window: every unit in them
+    is dead (ReLUs pushed negative for every input), so nothing reaches or passes them."""
+    norms = record.layer_grad_norms
+    if norms.ndim != 2 or not norms.shape[1] or len(norms) < DIVERGENCE_MIN_STEPS:
+        return ()
+    n = recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE)
+    with np.errstate(invalid="ignore"):
+        alive_once = np.nanmax(norms[:-n], axis=0) > 0 if len(norms) > n else np.zeros(norms.shape[1], bool)
+        dead_now = np.all(norms[-n:] == 0, axis=0)
+    return tuple(name for name, a, d in zip(record.layer_names, alive_once, dead_now, strict=True) if a and d)
 
 
 def _wrecked(record: RunRecord, ctx: RunContext, recent: float) -> Finding | None:
@@ -172,9 +190,11 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
         float(before[0]) if len(before) else float("nan"))
     growth = gmax / base if base and np.isfinite(base) and base > 0 else float("nan")
     lr_at = float(record.lr[idx]) if idx < len(record) else ctx.lr
-    evidence = {"loss": loss_at, "grad_norm_max": gmax, "grad_norm_growth": growth, "lr": lr_at}
-    what = "the loss" if not np.isfinite(loss_at) else "the gradient norm"
-    value = "NaN" if np.isnan(loss_at) or np.isfinite(loss_at) else "inf"
+    norm_at = float(record.grad_norm[idx]) if idx < len(record) else float("nan")
+    evidence = {"loss": loss_at, "grad_norm": norm_at, "grad_norm_max": gmax, "grad_norm_growth": growth,
+                "lr": lr_at}
+    # name the quantity that was not finite, by its measured value
+    what, value = ("the loss", _word(loss_at)) if not np.isfinite(loss_at) else ("the gradient norm", _word(norm_at))
     # The scale of a healthy step: the first step (taken before any update could blow up), or the
     # stretch before the blow-up when that is lower.
     healthy = float(min(before[0], median(before[:-GROWTH_WINDOW]))) if len(before) > GROWTH_WINDOW else (
@@ -207,6 +227,10 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
         grew = f" after the gradient norm grew {fmt(growth)}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
         message = f"{what} became {value} at step {s}{grew}, at lr {fmt(lr_at)}"
     return Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, s, message, evidence, tuple(remedies))
+
+
+def _word(value: float) -> str:
+    return "NaN" if np.isnan(value) else ("inf" if np.isinf(value) else fmt(value))
 
 
 def _is_late(record: RunRecord, step: int) -> bool:
