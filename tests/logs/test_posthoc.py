@@ -1,18 +1,22 @@
 """`tunekit diagnose PATH`: runs trained and logged without tunekit (CSVLogger, TensorBoard, W&B offline), read back
 and diagnosed by the same rules."""
 
+import csv
 import json
 
+import numpy as np
 import pytest
 from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from typer.testing import CliRunner
 
-from tests.logs.runs import train
+from tests.logs.runs import train, train_step_and_epoch
 from tunekit.cli import app
+from tunekit.logs import Logged, from_logged, read_logged
 
 runner = CliRunner()
 DIVERGING_LR, FINE_LR = 2.0, 0.01
+TOO_LOW_LR = 1e-5  # SGD on raw digits: after 3 epochs the loss is still falling steadily at half its start
 
 
 def _diagnose(*args):
@@ -65,6 +69,13 @@ def test_a_wandb_offline_run_directory_is_read_with_wandbs_own_reader(tmp_path, 
     wandb.finish()
     data = _diagnose(tmp_path / "wandb")  # the wandb folder: its latest run
     assert data["findings"][0]["code"] == "divergence"
+    # neither the LR nor a gradient norm was logged: no value for either is made up, the remedy says what to log
+    assert data["keys"]["lr"] is None and data["keys"]["grad_norm"] is None
+    clip = next(r for r in data["findings"][0]["remedies"] if r["code"] == "clip_gradients")
+    assert clip["change"] == {} and "gradient norm was not logged" in clip["message"]
+    assert "lr" not in data["findings"][0]["evidence"] and " nan" not in data["findings"][0]["message"]
+    text = runner.invoke(app, ["diagnose", str(tmp_path / "wandb")]).stderr  # the table: a remedy without a change
+    assert "(see message)" not in text and "clip_gradients: Clip" in text  # shows its message
 
 
 def test_the_result_feeds_tunekit_report(diverged, tmp_path):
@@ -97,3 +108,66 @@ def test_a_key_that_was_not_logged_is_named(diverged):
 def _write(path, text):
     path.write_text(text)
     return path
+
+
+@pytest.fixture(scope="module")
+def step_and_epoch(tmp_path_factory):
+    """An overfitting Adam run logged by Lightning's defaults: train_loss_step every 50 steps, train_loss_epoch
+    every epoch (4 steps), lr-Adam and lr-Adam-momentum from a LearningRateMonitor; CSV and TensorBoard."""
+    folder = tmp_path_factory.mktemp("step_and_epoch")
+    train_step_and_epoch(folder, [CSVLogger(folder, name="csv"), TensorBoardLogger(folder, name="tb")])
+    return folder
+
+
+def _rows(folder):
+    with (folder / "csv" / "version_0" / "metrics.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("logger", ["csv", "tb"])
+def test_the_series_that_says_most_is_read_and_the_optimizer_is_the_logged_one(step_and_epoch, logger):
+    rows = _rows(step_and_epoch)
+    val = [(float(r["val_loss"]), int(r["step"])) for r in rows if r["val_loss"]]
+    best_step = min(val)[1]  # where the validation loss was lowest, read from the file itself
+    data = _diagnose(step_and_epoch / logger)
+    assert data["keys"] == {"loss": "train_loss_epoch", "grad_norm": None, "lr": "lr-Adam", "val_loss": "val_loss"}
+    assert data["optimizer"] == "adam"
+    top = data["findings"][0]
+    assert (top["code"], top["severity"], top["step"]) == ("generalization_gap", "warning", best_step)
+    assert [(r["code"], r["change"]) for r in top["remedies"]] == [
+        ("early_stop", {"max_steps": best_step}), ("add_weight_decay", {"optimizer": "adamw", "weight_decay": 0.01}),
+        ("switch_to_sgd", {"switch_to_sgd_at": 0.8, "momentum": 0.9})]
+
+
+def test_the_initial_loss_is_read_at_the_first_logged_step(step_and_epoch):
+    rows = _rows(step_and_epoch)
+    first = next(r for r in rows if r["train_loss_epoch"])  # the first epoch's mean, logged at its last step
+    run = from_logged(read_logged(step_and_epoch / "csv"))
+    assert run.record.initial_loss == pytest.approx(float(first["train_loss_epoch"]))
+    assert run.context.beta1 == pytest.approx(0.9) and run.context.lr == pytest.approx(3e-3)
+    assert any(f"first logged at step {first['step']}" in note for note in run.undecided)
+
+
+def test_a_ratio_in_the_ten_to_the_27_is_written_as_a_person_would():
+    logged = Logged("hand-made")
+    loss = [0.5] * 5 + [1e27] * 20  # finite, but 2e27 times the start: a blow-up the rules word as a ratio
+    logged.add("train_loss", list(range(len(loss))), loss)
+    message = from_logged(logged).diagnose().findings[0].message
+    assert "2e+27x its initial 0.5" in message, message
+
+
+def test_a_too_low_lr_logged_every_step_is_called_slow_as_the_live_diagnoser_does(tmp_path):
+    from tunekit.callbacks import Diagnoser
+
+    live = Diagnoser(probes=False, save=False, verbose=False)
+    train(tmp_path / "live", TOO_LOW_LR, [], callbacks=[live])
+    train(tmp_path, TOO_LOW_LR, [CSVLogger(tmp_path, name="csv")], log_grad_norm=True,
+          callbacks=[LearningRateMonitor()])
+    data = _diagnose(tmp_path / "csv")
+    assert live.diagnosis.codes == ["slow_convergence"]
+    assert [f["code"] for f in data["findings"]] == ["slow_convergence"]
+    # no update ratio was logged: the rule's blind factor of 10 on the logged LR (not on a made-up one)
+    raise_lr = data["findings"][0]["remedies"][0]
+    assert raise_lr["code"] == "raise_lr" and raise_lr["change"] == {"lr": pytest.approx(10 * TOO_LOW_LR)}
+    assert data["findings"][0]["evidence"]["lr"] == pytest.approx(TOO_LOW_LR)
+    assert not np.isnan(data["findings"][0]["evidence"]["initial_loss"])

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import Callback
 
 from tunekit.callbacks._context import read_context
 from tunekit.callbacks._hub import SignalHub, hub_for
+from tunekit.callbacks._manual import ManualLoss
 from tunekit.diagnose import Finding, RunContext, diagnose
 from tunekit.diagnose.rules import Rule
 from tunekit.exceptions import ConfigError
@@ -56,6 +57,7 @@ class Monitor(Callback):
         self._hub: SignalHub | None = None
         self._context = RunContext()
         self._logged_step = -1
+        self._manual = ManualLoss()  # the loss of a module that optimizes by hand (the feeder reads it)
 
     @property
     def state_key(self) -> str:
@@ -81,6 +83,7 @@ class Monitor(Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._feeds:
             return
+        self._manual.attach(pl_module)
         if not self.recorder.is_bound_to(pl_module):
             self.recorder.bind(pl_module, total_steps=planned_steps(trainer),
                                grad_scaler=grad_scaler_of(trainer) is not None, world_size=trainer.world_size,
@@ -100,7 +103,7 @@ class Monitor(Callback):
             return
         recorder = self._hub.recorder  # type: ignore[union-attr]
         flushes = recorder.flushes
-        nonfinite = recorder.capture_loss(outputs, trainer.global_step, batch, batch_idx)
+        nonfinite = recorder.capture_loss(self._manual.loss(outputs, trainer), trainer.global_step, batch, batch_idx)
         if nonfinite or recorder.flushes != flushes:
             for monitor in self._subscribers():
                 monitor.on_signals(trainer, pl_module, nonfinite=nonfinite)
@@ -111,10 +114,14 @@ class Monitor(Callback):
                 monitor.on_validation(trainer, pl_module)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._manual.detach()
         if self._feeds and self.recorder.started:
             self.recorder.flush()  # the last few steps, which no periodic read-back has brought yet
             for monitor in self._subscribers():
                 monitor.on_finish(trainer, pl_module)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._manual.detach()  # also after a fit that raised (on_train_end never ran)
 
     # ------------------------------------------------------------------ signal hooks (every subscriber)
     def on_attach(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -21,8 +21,9 @@ def diagnose(
     grad_norm: Annotated[str | None, typer.Option("--grad-norm", help=KEY.format("gradient norm"))] = None,
     lr: Annotated[str | None, typer.Option(help=KEY.format("learning rate"))] = None,
     val_loss: Annotated[str | None, typer.Option("--val-loss", help=KEY.format("validation loss"))] = None,
-    optimizer: Annotated[str, typer.Option(help="The optimizer the run used (sgd, adam, adamw, ...): remedies "
-                                           "differ.")] = "sgd",
+    optimizer: Annotated[str | None, typer.Option(help="The optimizer the run used (sgd, adam, adamw, ...), when "
+                                                  "no LearningRateMonitor column (lr-Adam) names it: remedies "
+                                                  "differ.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write diagnosis.json and signals.json to this folder (for "
                                              "tunekit report).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -33,18 +34,20 @@ def diagnose(
 
     quiet()
     run = from_logged(read_logged(path), loss=loss, grad_norm=grad_norm, lr=lr, val_loss=val_loss,
-                      optimizer=optimizer.lower())
+                      optimizer=optimizer.lower() if optimizer else None)
     diagnosis = run.diagnose()
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         diagnosis.save(out / "diagnosis.json")
         write_atomic(out / "signals.json", json.dumps(run.record.curves(max_points=500)))
+    optimizer_read = run.context.optimizer if "optimizer" in run.measured else None
     if as_json:
-        typer.echo(json.dumps({**diagnosis.to_dict(), "keys": run.keys, "logged_every": run.every,
-                               "undecided": run.undecided}))
+        typer.echo(json.dumps({**diagnosis.to_dict(), "keys": run.keys, "optimizer": optimizer_read,
+                               "logged_every": run.every, "undecided": run.undecided}))
         return
     used = ", ".join(f"{what}: {name}" for what, name in run.keys.items() if name)
-    console.print(f"read {len(run.record)} logged points from {path} ({used})")
+    console.print(f"read {len(run.record)} logged points from {path} ({used}; optimizer: "
+                  f"{optimizer_read or 'not logged'})")
     console.print(diagnosis)
     for note in run.undecided:
         console.print(f"[yellow]not decided[/]: {note}")

@@ -22,7 +22,8 @@ def diagnosis_table(diagnosis: Diagnosis, title: str = "tunekit diagnosis") -> T
     if not diagnosis.findings:
         table.add_row("[green]ok[/]", "healthy", "", "no problem found in the training dynamics", "")
     for f in diagnosis.findings:
-        changes = "\n".join(f"{r.code.value}: {json.dumps(dict(r.change)) if r.change else '(see message)'}"
+        # a remedy without a recipe change (check the data, log a missing signal) is its message
+        changes = "\n".join(f"{r.code.value}: {json.dumps(dict(r.change)) if r.change else r.message}"
                             for r in f.remedies)
         table.add_row(f"[{_STYLE[f.severity]}]{f.severity.value}[/]", f.code.value, str(f.step), f.message, changes)
     return table
