@@ -242,9 +242,9 @@ def _read_divergence(finding: Finding, report: ProbeReport, evidence: dict[str, 
     """A finite blow-up recovers on its own only when its unchanged fork comes back down *and* ends below where the
     run started (a loss that falls from 1e27 to a dead network's constant output has not recovered)."""
     control = report.control
-    initial = finding.evidence.get("initial_loss")
-    below_start = isinstance(initial, (int, float)) and math.isfinite(control.loss_after) and \
-        control.loss_after < NEVER_RECOVERED * float(initial)
+    start = finding.evidence.get("initial_loss")
+    initial = float(start) if isinstance(start, (int, float)) else math.nan
+    below_start = math.isfinite(control.loss_after) and control.loss_after < NEVER_RECOVERED * initial
     dead = finding.evidence.get("dead_layers")
     if math.isfinite(control.loss_after) and control.loss_after < RECOVERED * control.loss_before and below_start \
             and not dead:
@@ -252,7 +252,7 @@ def _read_divergence(finding: Finding, report: ProbeReport, evidence: dict[str, 
         return dataclasses.replace(finding, severity=Severity.WARNING, evidence=evidence,
                                    message=finding.message + f"; but left unchanged its held-out loss came back down "
                                    f"from {fmt(control.loss_before)} to {fmt(control.loss_after)}, below its start "
-                                   f"({fmt(float(initial))}) ({tried}), so it is not stopped")
+                                   f"({fmt(initial)}) ({tried}), so it is not stopped")
     return _read_verified(finding, report, evidence, gain, extra=[lr_label(DOWN)])
 
 

@@ -8,11 +8,12 @@ beta2 down one notch (0.9999 -> 0.999) when Adam diverges late.
 
 from __future__ import annotations
 
+import math
+
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import fmt, nice
 from tunekit.diagnose._types import Remedy, RemedyCode
 
-DEFAULT_CLIP = 1.0  # the guide's suggested clip value, used when no healthy gradient norm was seen
 WARMUP_FRACTION = 0.05  # warm up over ~5% of training (the glossary's "first few hundred/thousand steps")
 MIN_WARMUP_STEPS = 10
 SWITCH_TO_SGD_AT = 0.8  # guide, Step 8: Adam for the first 80% of training, SGD for the rest
@@ -46,13 +47,22 @@ def raise_lr(ctx: RunContext, factor: float, why: str) -> Remedy:
 
 
 def clip_gradients(ctx: RunContext, healthy_norm: float | None) -> Remedy:
-    """Clip at the norm a healthy step had, so ordinary steps pass and spikes are cut."""
-    value = nice(healthy_norm, 1) if healthy_norm and healthy_norm > 0 else DEFAULT_CLIP
-    if ctx.gradient_clip_val and ctx.gradient_clip_val <= value:
+    """Clip at the norm a healthy step had, so ordinary steps pass and spikes are cut. Without a measured healthy
+    norm (nothing finite recorded, or a log without gradient norms) the change names no threshold: a number that
+    was not measured is not given."""
+    healthy = nice(healthy_norm, 1) if healthy_norm is not None and math.isfinite(healthy_norm) and \
+        healthy_norm > 0 else None
+    if ctx.gradient_clip_val and (healthy is None or ctx.gradient_clip_val <= healthy):
         value = nice(ctx.gradient_clip_val / 2, 1)
         why = f"clipping at {fmt(ctx.gradient_clip_val)} did not hold the spikes; halve it"
-    else:
+    elif healthy is not None:
+        value = healthy
         why = f"a healthy step's gradient norm was about {fmt(value)}, so this cuts only the spikes"
+    else:
+        return Remedy(RemedyCode.CLIP_GRADIENTS, {},
+                      "Clip gradients at about the norm a healthy step has (Trainer(gradient_clip_val=...)): no "
+                      "healthy gradient norm was measured here, so log it (or let tunekit's Diagnoser watch the "
+                      "run) to choose the threshold.")
     return Remedy(RemedyCode.CLIP_GRADIENTS, {"gradient_clip_val": value},
                   f"Clip gradients at norm {fmt(value)} (Trainer(gradient_clip_val={fmt(value)})): {why}.")
 

@@ -296,7 +296,7 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     shaken_off = record.initial_loss is not None and recent < LEARNED_AFTER * record.initial_loss and not still_coming
     return Finding(
         FindingCode.EXPLODING_GRADIENTS, Severity.INFO if shaken_off else Severity.WARNING, int(record.steps[i]),
-        f"{len(spikes)} gradient-norm spikes (up to {fmt(worst)}, {worst / base:.0f}x the typical {fmt(base)}) "
+        f"{len(spikes)} gradient-norm spikes (up to {fmt(worst)}, {fmt(worst / base)}x the typical {fmt(base)}) "
         f"each pushed the loss up, the first at step {int(record.steps[i])}",
         {"spikes": len(spikes), "grad_norm_max": worst, "grad_norm_median": healthy, "lr": ctx.lr},
         remedies,
