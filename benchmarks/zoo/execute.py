@@ -51,8 +51,11 @@ def build(spec: Spec) -> tuple[pl.LightningModule, pl.LightningDataModule, dict[
         model.recipe = model.recipe.replace(**recipe)  # type: ignore[assignment]
         per_epoch = math.ceil(TEXT["train_windows"] / dm.batch_size)
     else:
+        nan_rows = data_args.pop("nan_rows", None)
         dm = DATA[spec.dataset](seed=spec.seed, **data_args)
         dm.setup()
+        if nan_rows:
+            _poison(dm, int(nan_rows), spec.seed)
         n_in, n_out, task = dm.num_features, dm.num_outputs, dm.task
         knobs = {k: v for k, v in spec.model.items() if v is not None}
         if spec.model.get("init_std", 0) is None:
@@ -69,7 +72,8 @@ def build(spec: Spec) -> tuple[pl.LightningModule, pl.LightningDataModule, dict[
             model = SeqRNN(n_in, n_out, task, steps=steps, cell="gru" if spec.seed % 2 == 0 else "lstm", **knobs,
                            **recipe)
         elif spec.family == "resmlp":
-            model = ResMLP(n_in, n_out, task, norm="layer" if spec.seed % 2 == 0 else "batch", **knobs, **recipe)
+            knobs.setdefault("norm", "layer" if spec.seed % 2 == 0 else "batch")
+            model = ResMLP(n_in, n_out, task, **knobs, **recipe)
         elif spec.family == "autoencoder":
             model = AutoEncoder(n_in, **knobs, **recipe)
         else:
@@ -81,6 +85,13 @@ def build(spec: Spec) -> tuple[pl.LightningModule, pl.LightningDataModule, dict[
     trainer_args = {"max_epochs": epochs, "max_steps": spec.steps, "check_val_every_n_epoch": every,
                     **({"gradient_clip_val": recipe["gradient_clip_val"]} if recipe.get("gradient_clip_val") else {})}
     return model, dm, trainer_args
+
+
+def _poison(dm: Any, rows: int, seed: int) -> None:
+    """One NaN cell in each of ``rows`` training rows (spread over the table, a column drawn by the seed)."""
+    x = dm.train_set.tensors[0]
+    picked = torch.linspace(0, len(x) - 1, rows + 2)[1:-1].long()
+    x[picked, seed % x.shape[1]] = float("nan")
 
 
 def _val(trainer: pl.Trainer) -> float:

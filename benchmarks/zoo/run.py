@@ -82,7 +82,14 @@ def with_remedy(spec: Spec, remedy: dict[str, Any], control: Spec | None) -> Spe
     if code == "change_init":
         model.pop("init_std", None), model.pop("init_scale", None)
     elif code == "change_architecture":
-        model["activation"] = "relu"
+        if model.get("norm") == "batch":
+            model["norm"] = "layer"  # BatchNorm on tiny batches: a norm that does not depend on the batch
+        else:
+            model["activation"] = "relu"
+    elif code == "check_pipeline":
+        if not data.get("nan_rows"):
+            return None
+        data["nan_rows"] = None  # the data fixed: the rows with NaN dropped (the stand-in: no NaN put in)
     elif code == "early_stop":
         steps = max(1, int(change.get("max_steps", steps)))
     elif code == "raise_batch_size":
@@ -109,6 +116,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-fix", action="store_true", help="skip the remedy and no-stop refits")
     parser.add_argument("--out", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--causes", default=None, help="comma-separated causes to run (healthy runs included "
+                        "when named), e.g. healthy,momentum_high,bn_tiny_batch,nan_rows")
     args = parser.parse_args()
     lines: list[str] = []
 
@@ -116,7 +125,7 @@ def main() -> None:
         print(text, flush=True)
         lines.append(text)
 
-    specs = plan(args.seeds, quick=args.quick)
+    specs = plan(args.seeds, quick=args.quick, causes=tuple(args.causes.split(",")) if args.causes else None)
     controls = {s.key(): s.as_control() for s in specs if s.control is not None}
     results = run_all(specs, args.workers, label_="runs")
     control_results = dict(zip(controls, run_all(list(controls.values()), args.workers, label_="controls"),

@@ -36,7 +36,15 @@ CAUSES: dict[str, dict[str, tuple[str, ...]]] = {
     "noise_floor": {"findings": ("plateau",), "fixes": ("decay_lr", "lower_lr", "raise_batch_size")},
     "no_warmup": {"findings": ("early_instability", "exploding_gradients", "divergence"),
                   "fixes": ("add_warmup", "lower_lr", "clip_gradients")},
+    # causes that are not the LR (issue 23): the LR remedy is the wrong answer for them
+    "momentum_high": {"findings": ("divergence", "exploding_gradients", "oscillation", "early_instability"),
+                      "fixes": ("lower_momentum",)},
+    "bn_tiny_batch": {"findings": ("exploding_gradients", "oscillation", "divergence", "early_instability",
+                                   "plateau"),
+                      "fixes": ("raise_batch_size", "change_architecture")},
+    "nan_rows": {"findings": ("data_fault",), "fixes": ("check_pipeline",)},
 }
+NOT_LR = ("momentum_high", "bn_tiny_batch", "nan_rows")  # the causes added for issue 23
 
 
 @dataclass(frozen=True)
@@ -52,11 +60,11 @@ class Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("mlp", "mlp", ("digits", "wine", "breast_cancer", "iris"),
            {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}}, {"hidden": [64, 64]},
-           ("healthy", "lr_high", "lr_low", "vanishing", "overfit", "noise_floor")),
+           ("healthy", "lr_high", "lr_low", "vanishing", "overfit", "noise_floor", "momentum_high", "nan_rows")),
     Family("cnn", "cnn", ("digits",), {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}}, {},
-           ("healthy", "lr_high", "lr_low", "overfit")),
+           ("healthy", "lr_high", "lr_low", "overfit", "momentum_high")),
     Family("rnn", "rnn", ("digits_seq", "seqsum"), {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.1, "momentum": 0.9}},
-           {"hidden": 32}, ("healthy", "lr_high", "lr_low", "overfit")),
+           {"hidden": 32}, ("healthy", "lr_high", "lr_low", "overfit", "momentum_high")),
     Family("transformer_pre", "transformer", ("text",), {"adamw": {"lr": 3e-3}}, {"norm_first": True},
            ("healthy", "lr_high", "lr_low")),
     Family("transformer_post", "transformer", ("text",), {"adamw": {"lr": 1e-3, "warmup_steps": 60}},
@@ -64,12 +72,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("deep_linear", "mlp", ("digits", "diabetes"), {"sgd": {"lr": 0.02, "momentum": 0.9}, "adam": {"lr": 1e-3}},
            {"activation": "identity"}, ("healthy", "lr_high", "lr_low", "saddle")),
     Family("resmlp", "resmlp", ("digits", "wine"), {"adam": {"lr": 2e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}},
-           {"width": 64, "blocks": 3}, ("healthy", "lr_high", "lr_low", "overfit")),
+           {"width": 64, "blocks": 3},
+           ("healthy", "lr_high", "lr_low", "overfit", "momentum_high", "bn_tiny_batch", "nan_rows")),
     Family("linear", "mlp", ("breast_cancer", "iris", "diabetes"),
            {"sgd": {"lr": 0.1, "momentum": 0.0}, "adam": {"lr": 1e-2}}, {"hidden": []},
-           ("healthy", "lr_high", "lr_low", "noise_floor")),
+           ("healthy", "lr_high", "lr_low", "noise_floor", "nan_rows")),
     Family("autoencoder", "autoencoder", ("digits",), {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}},
-           {"hidden": 32, "bottleneck": 8}, ("healthy", "lr_high", "lr_low", "saddle")),
+           {"hidden": 32, "bottleneck": 8}, ("healthy", "lr_high", "lr_low", "saddle", "nan_rows")),
 )}
 
 
@@ -171,15 +180,28 @@ def sample(family: Family, cause: str, seed: int) -> Spec:
         good = recipe["lr"]
         recipe = {**recipe, "warmup_steps": 0, "lr": _log_uniform(rng, 2 * good, 6 * good)}
         control = {"recipe": {"warmup_steps": 60}}
+    elif cause == "momentum_high":  # SGD at its good LR with Nesterov momentum 0.99 (a 100x effective step)
+        recipe = {"optimizer": "sgd", "lr": good_lr(family, dataset, "sgd"), "momentum": rng.choice([0.99, 0.995]),
+                  "nesterov": True}
+        control = {"recipe": {"momentum": 0.9}}
+    elif cause == "bn_tiny_batch":  # BatchNorm fed batches of 2-4 samples
+        model["norm"] = "batch"
+        data["batch_size"] = rng.choice([2, 4])
+        control = {"data": {"batch_size": 32}}
+    elif cause == "nan_rows":  # a few rows of the training table hold a NaN cell (missing values read as NaN)
+        data["nan_rows"] = rng.choice([1, 3])
+        control = {"data": {"nan_rows": None}}
     return Spec(family.name, dataset, cause, seed, recipe, model, data, control=control)
 
 
-def plan(seeds: int, quick: bool = False) -> list[Spec]:
+def plan(seeds: int, quick: bool = False, causes: tuple[str, ...] | None = None) -> list[Spec]:
     """The labelled runs: every family x its causes x ``seeds`` (healthy runs twice as often, so at least a quarter
-    of the zoo is healthy); ``quick`` keeps one seed of each."""
+    of the zoo is healthy); ``quick`` keeps one seed of each; ``causes`` keeps only those."""
     specs = []
     for family in FAMILIES.values():
         for cause in family.causes:
+            if causes is not None and cause not in causes:
+                continue
             for seed in range(1 if quick else seeds * (2 if cause == "healthy" else 1)):
                 specs.append(sample(family, cause, seed))
     return specs
