@@ -89,3 +89,18 @@ def test_sgd_momentum_099_gets_lower_momentum_first_and_it_beats_the_lr_cut(tmp_
     lr_cut, _ = _fit(tmp_path, train=1400, epochs=3, batch=32, diagnose=False, batchnorm=False, optimizer="sgd",
                      lr=cut, momentum=0.99)
     assert momentum < 0.5 * broken and momentum < lr_cut  # measured: 4.9 broken, 0.41 at 0.95, 0.73+ for the cut
+
+
+def test_auto_remedy_lowers_the_momentum_inside_the_fit(tmp_path):
+    pl.seed_everything(0, verbose=False)
+    diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=True)
+    trainer = pl.Trainer(max_epochs=10, callbacks=[diagnoser], default_root_dir=tmp_path, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    model = DigitsNet(batchnorm=False, optimizer="sgd", lr=0.05, momentum=0.99)
+    trainer.fit(model, DataLoader(TensorDataset(X[:1400], Y[:1400]), batch_size=32, shuffle=True, drop_last=True),
+                DataLoader(TensorDataset(X[1400:], Y[1400:]), batch_size=256))
+    event = diagnoser.interventions[0]
+    assert event.remedy.value == "lower_momentum" and event.change == {"momentum": 0.95}
+    assert trainer.optimizers[0].param_groups[0]["momentum"] == 0.95
+    # checked at step 128 (the blow-up began at 103), rolled back to step 0: 300 steps left at momentum 0.95
+    assert float(trainer.callback_metrics["val_loss"]) < 1.0

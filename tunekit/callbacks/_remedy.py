@@ -4,8 +4,10 @@ One in-memory snapshot of the training state (weights, optimizer state, schedule
 at the start of the fit, then at every check where the run is healthy and its validation loss is no worse than
 its best. What each finding gets:
 
-* ``divergence``, ``exploding_gradients``: back to the snapshot; the LR cut (the probe's, when one ran); clipping
-  at a healthy step's gradient norm;
+* ``divergence``, ``exploding_gradients``: back to the snapshot; SGD momentum lowered when that is the first
+  remedy (momentum near 1), otherwise the LR cut (the probe's, when one ran) and clipping at a healthy step's
+  gradient norm; spikes whose remedies were tried on forks without any beating the unchanged run are left alone
+  (a larger batch, BatchNorm's remedy, cannot be applied inside a running fit: it stays a recommendation);
 * ``early_instability``: back to the snapshot; a warmup restarted from there;
 * ``plateau`` (noise floor): a cosine decay of the LR over what is left of the fit;
 * ``slow_convergence``: the LR raised by the factor found (the probe's, when one ran);
@@ -179,6 +181,12 @@ class AutoRemedy:
         if code in (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS):
             if f.evidence.get("recovers"):
                 return None  # the probe saw it come back down on its own
+            tried = f.evidence.get("verified")
+            if code is FindingCode.EXPLODING_GRADIENTS and isinstance(tried, dict) and tried.get("winner") is None:
+                return None  # its remedies were tried on forks and none beat carrying on unchanged
+            first = f.remedies[0] if f.remedies else None
+            if first is not None and first.code is RemedyCode.LOWER_MOMENTUM and first.change:
+                return _Plan(code, RemedyCode.LOWER_MOMENTUM, dict(first.change), True, evidence)
             lower = _first(f, RemedyCode.LOWER_LR) or {"lr": nice(ctx.lr / 10)}
             clip = _first(f, RemedyCode.CLIP_GRADIENTS) or {}
             return _Plan(code, RemedyCode.LOWER_LR, {**lower, **clip}, True, evidence)
