@@ -134,9 +134,10 @@ def test_verified_remedies_put_the_winner_first_and_the_losers_last():
     forks = {"unchanged": (None, 0.02), "lower_momentum momentum=0.95": (None, -0.30),
              "lower_lr lr=0.033": (None, 0.05), "clip_gradients gradient_clip_val=4": (None, -0.10)}
     read = read_probes(_exploding(), _report("exploding_gradients", forks), MOMENTUM_SGD)
-    # the winners first (largest win first), the untried in the rule's order, the clear loser (+5% against +2%) last
-    assert [r.code.value for r in read.remedies] == ["lower_momentum", "clip_gradients", "switch_optimizer",
-                                                     "change_architecture", "lower_lr"]
+    # the winners first (largest win first), then the rest in the rule's order: a fork that trails (+5% against
+    # +2%) over a few steps is not demoted
+    assert [r.code.value for r in read.remedies] == ["lower_momentum", "clip_gradients", "lower_lr",
+                                                     "switch_optimizer", "change_architecture"]
     assert "lower_momentum momentum=0.95 won: held-out loss -30.0% against +2.0% unchanged" in read.message
     assert read.evidence["verified"] == {"winner": "lower_momentum momentum=0.95", "gain": 0.32, "steps": 10}
 
