@@ -2,12 +2,14 @@
 after a few steps equal those of the package's own optimizer run by hand on the same batches; schedule-free's
 train/eval switch; resume from a checkpoint; gradient noise."""
 
+import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import nn
 
 from tunekit import Recipe
+from tunekit.callbacks.adopt import adopt_recipe
 from tunekit.callbacks.grad_noise import noise_std
 from tunekit.recipe import OPTIMIZERS, param_groups
 
@@ -183,3 +185,30 @@ def test_gradient_noise_is_the_annealed_gaussian_added_before_the_step(tmp_path)
     for ours, theirs in zip(model.parameters(), hand.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs)
     assert noise_std(0.05, 99) == pytest.approx(0.05 * 100 ** -0.275)
+
+
+class Plain(pl.LightningModule):
+    """A module with no tunekit Recipe and its own optimizer."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 3))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return nn.functional.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_a_module_without_a_recipe_gets_the_callbacks_its_adopted_recipe_needs(tmp_path):
+    model = Plain()
+    adopt_recipe(model, Recipe(optimizer="schedulefree_sgd", lr=0.5, grad_noise=0.01), replace=True)
+    trainer = pl.Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=tmp_path)
+    trainer.fit(model, train_dataloaders=loader())
+    assert type(trainer.optimizers[0]).__name__ == "SGDScheduleFree"
+    assert {type(c).__name__ for c in trainer.callbacks} >= {"ScheduleFreeModes", "GradientNoise"}
+    assert trainer.optimizers[0].param_groups[0]["train_mode"] is False  # eval weights after the fit
