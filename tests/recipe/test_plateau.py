@@ -52,15 +52,18 @@ def test_plateau_after_a_warmup_and_across_the_switch_to_sgd(tmp_path):
     assert lrs[4] == pytest.approx(sgd[0] * 0.5)  # the plateau after epoch 3 cuts SGD's LR
 
 
-def test_a_resumed_fit_keeps_the_plateau_state_as_the_checkpoint_saw_it(tmp_path):
+@pytest.mark.parametrize(("every", "lookahead"), [("validation", False), ("train_epoch", False),
+                                                 ("validation", True)], ids=["validation", "train_epoch", "lookahead"])
+def test_a_resumed_fit_cuts_the_lr_where_the_unbroken_fit_did(tmp_path, every, lookahead):
     recipe = Recipe(optimizer="sgd", lr=1e-6, momentum=0.0, schedule="plateau", plateau_patience=1,
-                    plateau_factor=0.5)
-    resumed = LRLog()
-    ckpt = ModelCheckpoint(dirpath=tmp_path, every_n_epochs=1, save_top_k=-1)
-    fit(tmp_path, recipe, steps=2 * EPOCH, callbacks=[ckpt], val=True, enable_checkpointing=True)
+                    plateau_factor=0.5, lookahead=lookahead)
+    straight, resumed = LRLog(), LRLog()
+    # ModelCheckpoint saves after validation, or at on_train_epoch_end; either way before Lightning steps the
+    # plateau scheduler, which PlateauResume makes up for in the checkpoint
+    ckpt = ModelCheckpoint(dirpath=tmp_path, every_n_epochs=1, save_top_k=-1,
+                           save_on_train_epoch_end=every == "train_epoch")
+    fit(tmp_path, recipe, steps=6 * EPOCH, callbacks=[straight, ckpt], val=True, enable_checkpointing=True)
     fit(tmp_path / "r", recipe, steps=6 * EPOCH, callbacks=[resumed], val=True,
-        ckpt=tmp_path / "epoch=1-step=10.ckpt")
-    # Lightning saves the checkpoint at the end of validation and steps plateau schedulers after it, so the
-    # checkpoint holds the count of bad epochs before epoch 1's (0, not 1): the cuts come one epoch later than in an
-    # unbroken fit (after epochs 3 and 5), and a fresh scheduler (no state) would cut after epoch 4 only
-    assert [lr for _, lr in resumed.epochs] == pytest.approx([1e-6, 1e-6, 5e-7, 5e-7])
+        ckpt=tmp_path / "epoch=1-step=10.ckpt")  # after epochs 0 (best) and 1 (bad): the next bad epoch cuts
+    assert [lr for _, lr in straight.epochs] == pytest.approx([1e-6, 1e-6, 1e-6, 5e-7, 5e-7, 2.5e-7])
+    assert resumed.epochs == straight.epochs[2:]

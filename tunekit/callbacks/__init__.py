@@ -14,6 +14,7 @@ from tunekit.callbacks.grad_norm import GradNormMonitor
 from tunekit.callbacks.lr_range_test import LRRangeTest
 from tunekit.callbacks.oscillation import OscillationMonitor
 from tunekit.callbacks.plateau import PlateauMonitor
+from tunekit.callbacks.plateau_resume import PlateauResume
 from tunekit.callbacks.recipe_mixin import RecipeMixin, recipe_callbacks
 from tunekit.callbacks.saddle import SaddleMonitor
 from tunekit.callbacks.schedule_free import ScheduleFreeModes
@@ -31,6 +32,7 @@ __all__ = [
     "Monitor",
     "OscillationMonitor",
     "PlateauMonitor",
+    "PlateauResume",
     "RecipeMixin",
     "SaddleMonitor",
     "ScheduleFreeModes",

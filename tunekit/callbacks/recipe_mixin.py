@@ -7,6 +7,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from tunekit.callbacks.grad_noise import GradientNoise
+from tunekit.callbacks.plateau_resume import PlateauResume
 from tunekit.callbacks.schedule_free import ScheduleFreeModes
 from tunekit.callbacks.two_stage import SwitchToSGD
 from tunekit.exceptions import ConfigError
@@ -16,7 +17,8 @@ from tunekit.utilities.lightning import planned_steps
 
 def recipe_callbacks(recipe: Recipe) -> list[Callback]:
     """The callbacks a recipe needs beside its optimizer and schedulers: ``SwitchToSGD`` for ``switch_to_sgd_at``,
-    ``GradientNoise`` for ``grad_noise``, ``ScheduleFreeModes`` for a schedule-free optimizer.
+    ``GradientNoise`` for ``grad_noise``, ``ScheduleFreeModes`` for a schedule-free optimizer, ``PlateauResume`` for
+    ``schedule: plateau``.
 
     Example:
         >>> [type(c).__name__ for c in recipe_callbacks(Recipe(optimizer="adam", grad_noise=0.01,
@@ -30,6 +32,8 @@ def recipe_callbacks(recipe: Recipe) -> list[Callback]:
         callbacks.append(GradientNoise(recipe.grad_noise))
     if recipe.optimizer in SCHEDULE_FREE:
         callbacks.append(ScheduleFreeModes())
+    if recipe.schedule == "plateau":
+        callbacks.append(PlateauResume())
     return callbacks
 
 
@@ -70,8 +74,8 @@ class RecipeMixin:
             present = {type(cb) for cb in trainer.callbacks}
             missing = [cb for cb in recipe_callbacks(recipe) if type(cb) not in present]
             if missing:
-                key = {SwitchToSGD: "switch_to_sgd_at", GradientNoise: "grad_noise"}.get(
-                    type(missing[0]), f"optimizer={recipe.optimizer!r}")
+                key = {SwitchToSGD: "switch_to_sgd_at", GradientNoise: "grad_noise", PlateauResume: "schedule: plateau",
+                       }.get(type(missing[0]), f"optimizer={recipe.optimizer!r}")
                 raise ConfigError(f"{key} needs the {type(missing[0]).__name__} callback in the Trainer: return "
                                   "RecipeMixin.configure_callbacks(self) from your module's configure_callbacks.")
         total = planned_steps(trainer) if trainer is not None and not recipe.max_steps else None
