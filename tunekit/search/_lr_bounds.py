@@ -63,7 +63,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
 def range_test_recipe(base: Recipe, fam: str) -> Recipe:
     """The recipe a family's range test trains with: the base recipe's optimizer when it is of the family, else the
     family's namesake (``adamw`` for Adam's), without what the test's own LR program would fight (the switch to SGD, a
-    schedule-free optimizer's own warmup and schedule) or what that optimizer refuses.
+    reduce-on-plateau schedule, a schedule-free optimizer's own warmup and schedule) or what that optimizer refuses.
 
     Example:
         >>> range_test_recipe(Recipe(optimizer="nadam", switch_to_sgd_at=0.8), "adam").optimizer
@@ -71,9 +71,13 @@ def range_test_recipe(base: Recipe, fam: str) -> Recipe:
         >>> r = range_test_recipe(Recipe(weight_decay=0.01, warmup_steps=50, schedule="cosine"), "schedulefree_sgd")
         >>> r.optimizer, r.schedule, r.warmup_steps, r.weight_decay
         ('schedulefree_sgd', 'constant', 0, 0.01)
+        >>> range_test_recipe(Recipe(optimizer="sgd", schedule="plateau"), "sgd").schedule
+        'constant'
     """
     optimizer = base.optimizer if family(base.optimizer) == fam else "adamw" if fam == "adam" else fam
     changes: dict[str, Any] = {"optimizer": optimizer, "switch_to_sgd_at": None}
+    if base.schedule == "plateau":  # the test sets the LR itself, and its runs may log no metric to watch
+        changes["schedule"] = "constant"
     if optimizer in SCHEDULE_FREE:
         changes.update(schedule="constant", warmup_steps=0, lookahead=False)
     if optimizer == "lbfgs":
