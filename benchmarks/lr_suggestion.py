@@ -9,6 +9,11 @@ Compared on the same tasks:
   lightning  ``Tuner.lr_find`` (100 steps) and its suggestion (the steepest slope of the recorded curve)
   valley     fastai's "valley" rule, re-stated in ``tunekit.lr_finder.valley_suggestion``, applied to the
              curve Lightning recorded (so it costs the same 100 steps)
+  prodigy    no LR to pick: the task trained with Prodigy at its defaults (``lr`` 1.0, ``d_coef`` 1.0)
+  sched_free no LR to pick: schedule-free AdamW at its default LR (0.0025) on the Adam-family tasks, schedule-free
+             SGD at its defaults (LR 1.0, momentum 0.9) on the SGD tasks; constant schedule, no warmup
+(the last two need ``pip install 'tunekit-lightning[optimizers]'``; both are scored against the grid of the task's
+own optimizer, and their column shows the LR they ran at)
 
 Tasks (sklearn's bundled data and Python's own source; fixed seeds):
   mlp_digits_adam    MLP 64-128-10, Adam, digits, batch 64, 230 steps
@@ -22,12 +27,16 @@ Each LR is scored by the mean validation loss over 3 seeds (1 for the transforme
 not a lucky draw. The grid's runs are cached in ``benchmarks/results/lr_grid.json`` (delete it to
 recompute; ``--no-cache`` ignores it).
 
-    python benchmarks/lr_suggestion.py [--tasks NAME ...] [--no-cache]
+    python benchmarks/lr_suggestion.py [--tasks NAME ...] [--no-cache] [--steps N] [--grid N]
+
+``--steps`` and ``--grid`` shrink every task's budget and the grid (a quick check that the script runs; such
+results are not comparable and are not cached).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -60,6 +69,18 @@ from tunekit.utilities.lightning import quiet_lightning
 
 CACHE = Path(__file__).parent / "results" / "lr_grid.json"
 GRID = np.logspace(-5, 1.5, 25)  # 1e-5 .. 31.6, a point every 0.27 decades
+
+
+LR_FREE = ("prodigy", "sched_free")  # the columns that train at a package's defaults instead of a suggested LR
+
+
+def lr_free_recipe(column: str, model: pl.LightningModule) -> dict[str, Any]:
+    """The recipe change that trains ``model`` (a task's, with a tunekit ``Recipe``) at the column's defaults."""
+    if column == "prodigy":
+        return {"optimizer": "prodigy", "lr": 1.0, "d_coef": 1.0, "switch_to_sgd_at": None}
+    if model.recipe.optimizer == "sgd":
+        return {"optimizer": "schedulefree_sgd", "lr": 1.0, "momentum": 0.9, "nesterov": False, "warmup_steps": 0}
+    return {"optimizer": "schedulefree_adamw", "lr": 0.0025, "beta1": 0.9, "beta2": 0.999, "warmup_steps": 0}
 
 
 @dataclass
@@ -101,13 +122,15 @@ HELD_OUT = [
 ]
 
 
-def train_and_score(task: Task, lr: float) -> float:
-    """Validation loss after the task's budget at a constant ``lr``, mean over the task's seeds (inf if a
-    run diverged)."""
+def train_and_score(task: Task, lr: float, column: str | None = None) -> float:
+    """Validation loss after the task's budget at a constant ``lr`` (or at an LR-free column's defaults), mean over
+    the task's seeds (inf if a run diverged)."""
     values = []
     for seed in range(task.seeds):
         pl.seed_everything(seed, verbose=False)
         model, data = task.model(lr), task.data(seed)
+        if column is not None:
+            model.recipe = model.recipe.replace(**lr_free_recipe(column, model))
         with quiet_lightning():
             trainer = pl.Trainer(max_steps=task.steps, logger=False, enable_checkpointing=False,
                                  enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -138,29 +161,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="*", default=None)
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument("--steps", type=int, default=None, help="train every task this many steps (a smoke run)")
+    parser.add_argument("--grid", type=int, default=None, help="this many grid points (a smoke run)")
     args = parser.parse_args()
+    smoke = args.steps is not None or args.grid is not None
+    grid_lrs = GRID if args.grid is None else np.logspace(-5, 1.5, args.grid)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     torch.set_num_threads(2)
-    cache: dict[str, Any] = {} if args.no_cache or not CACHE.exists() else json.loads(CACHE.read_text())
+    cache: dict[str, Any] = {} if args.no_cache or smoke or not CACHE.exists() else json.loads(CACHE.read_text())
     cache = {k: v for k, v in cache.items() if k != "version"} if cache.get("version") == 2 else {}
     cache["version"] = 2  # v2: mean over seeds, grid to 31.6
     rows = []
     for task in TASKS + HELD_OUT:
         if args.tasks and task.name not in args.tasks:
             continue
+        if args.steps is not None:
+            task = dataclasses.replace(task, steps=args.steps, seeds=1)
         grid = cache.setdefault(task.name, {})
 
-        def score(lr: float, task: Task = task, grid: dict[str, float] = grid) -> float:
-            key = f"{lr:.6g}"
+        def score(lr: float, task: Task = task, grid: dict[str, float] = grid, column: str | None = None) -> float:
+            key = f"{lr:.6g}" if column is None else column
             if key not in grid:
-                grid[key] = train_and_score(task, lr)
-                CACHE.parent.mkdir(parents=True, exist_ok=True)
-                CACHE.write_text(json.dumps(cache, indent=1))
+                grid[key] = train_and_score(task, lr, column)
+                if not smoke:
+                    CACHE.parent.mkdir(parents=True, exist_ok=True)
+                    CACHE.write_text(json.dumps(cache, indent=1))
             return grid[key]
 
         started = time.time()
-        grid_scores = {float(lr): score(float(lr)) for lr in GRID}
+        grid_scores = {float(lr): score(float(lr)) for lr in grid_lrs}
         best_lr = min(grid_scores, key=grid_scores.__getitem__)
         best = grid_scores[best_lr]
         pl.seed_everything(0, verbose=False)
@@ -173,16 +203,20 @@ def main() -> None:
                          ("valley", valley)):
             row[f"{name}_lr"] = lr if lr is not None else math.nan
             row[f"{name}_ratio"] = score(lr) / best if lr is not None else math.inf
+        for column in LR_FREE:
+            row[f"{column}_lr"] = lr_free_recipe(column, task.model(1e-3))["lr"]
+            row[f"{column}_ratio"] = score(1e-3, column=column) / best  # the 1e-3 is replaced by the column's LR
         rows.append(row)
         print(f"{task.name}: grid best lr {best_lr:.3g} (val loss {best:.4f}); tunekit {row['tunekit_lr']:.3g} "
               f"x{row['tunekit_ratio']:.2f} in {ours.steps} steps (no budget: {row['no_budget_lr']:.3g} "
               f"x{row['no_budget_ratio']:.2f}); lightning x{row['lightning_ratio']:.2f}; "
-              f"valley x{row['valley_ratio']:.2f}  [{time.time() - started:.0f}s]", flush=True)
+              f"valley x{row['valley_ratio']:.2f}; prodigy x{row['prodigy_ratio']:.2f}; schedule-free "
+              f"x{row['sched_free_ratio']:.2f}  [{time.time() - started:.0f}s]", flush=True)
     if not rows:
         return
-    names = ("tunekit", "no_budget", "lightning", "valley")
+    names = ("tunekit", "no_budget", "lightning", "valley", *LR_FREE)
     print(f"\n{'task':<24}{'grid best':>10}{'tunekit':>19}{'steps':>7}{'no budget':>19}{'lightning':>19}"
-          f"{'valley':>19}")
+          f"{'valley':>19}{'prodigy':>19}{'sched_free':>19}")
     for r in rows:
         cells = [f"{r[f'{n}_lr']:>10.3g} x{r[f'{n}_ratio']:<6.2f}" for n in names]
         print(f"{r['task'] + (' *' if r['held_out'] else ''):<24}{r['best_lr']:>10.3g}{cells[0]}{r['steps']:>7}"

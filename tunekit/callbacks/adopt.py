@@ -3,7 +3,7 @@
 Two ways, as a user would do it by hand:
 
 * ``replace``: the recipe's optimizer and schedule take the place of the module's ``configure_optimizers`` (what
-  LightningCLI's ``optimizer:`` section does), and its callbacks (the switch to SGD) join the module's own;
+  LightningCLI's ``optimizer:`` section does), and its callbacks (``recipe_callbacks``) join the module's own;
 * otherwise the module keeps its own optimizer, param groups and schedulers, and only some recipe keys are set on
   them: the LR (the groups keep their ratios to it; running schedulers are rescaled to go on from it), momentum,
   Adam's betas, weight decay.
@@ -18,7 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from tunekit.callbacks.two_stage import SwitchToSGD
+from tunekit.callbacks.recipe_mixin import recipe_callbacks
 from tunekit.recipe import GROUP_KEYS, Recipe, apply_to_groups, rescale_schedule
 from tunekit.utilities.lightning import planned_steps
 
@@ -80,13 +80,13 @@ def adopt_recipe(module: pl.LightningModule, recipe: Recipe, *, replace: bool,
             return recipe.configure_optimizers(self, total)
 
         module.configure_optimizers = MethodType(configure_optimizers, module)  # type: ignore[method-assign]
-        if recipe.switch_to_sgd_at is not None:
+        if recipe_callbacks(recipe):
             own_callbacks = module.configure_callbacks
 
             def configure_callbacks(self: pl.LightningModule) -> Any:
                 mine = own_callbacks()
                 mine = list(mine) if isinstance(mine, Sequence) else [mine]
-                return mine + [SwitchToSGD(at=recipe.switch_to_sgd_at, momentum=recipe.momentum)]  # type: ignore[arg-type]
+                return mine + recipe_callbacks(recipe)
 
             module.configure_callbacks = MethodType(configure_callbacks, module)  # type: ignore[method-assign]
         return (f"{name} has no tunekit Recipe: its configure_optimizers is replaced by the recipe's optimizer and "

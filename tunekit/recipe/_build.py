@@ -1,4 +1,4 @@
-"""Builds a recipe's optimizer and per-step LR scheduler (plain torch: no Trainer is needed)."""
+"""Builds a recipe's optimizer and LR scheduler (plain torch: no Trainer is needed)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from tunekit.exceptions import ConfigError
+from tunekit.recipe._optimizers import SCHEDULE_FREE, build_optimizer
 from tunekit.recipe._schedule import ScheduleMultiplier
 
 if TYPE_CHECKING:
     from tunekit.recipe._recipe import Recipe
+
+PLATEAU_MONITOR = "val_loss"  # the metric ``schedule: plateau`` watches unless told otherwise (tunekit's default)
 
 
 def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -24,20 +27,30 @@ def param_groups(module: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return groups + ([{"params": rest, "weight_decay": 0.0}] if rest else [])
 
 
-def build_optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
-    if recipe.optimizer == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=recipe.lr, alpha=recipe.beta2, momentum=recipe.momentum)
-    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=recipe.lr, betas=(recipe.beta1, recipe.beta2))
+def configure_optimizers(recipe: Recipe, module: torch.nn.Module, total_steps: int | None,
+                         monitor: str = PLATEAU_MONITOR) -> Any:
+    """The optimizer over ``module``'s parameters and its LR schedulers, in a form
+    ``LightningModule.configure_optimizers`` returns.
 
-
-def configure_optimizers(recipe: Recipe, module: torch.nn.Module, total_steps: int | None) -> dict[str, Any]:
-    """The optimizer over ``module``'s parameters and a per-step LR schedule spanning the recipe's ``max_steps``,
-    else ``total_steps``; in the form ``LightningModule.configure_optimizers`` returns."""
+    Every schedule but ``plateau`` is one per-step ``LambdaLR`` spanning the recipe's ``max_steps``, else
+    ``total_steps``. ``plateau`` is a chainable per-step ``LinearLR`` warmup (when there is one) and torch's
+    ``ReduceLROnPlateau`` on ``monitor``, stepped by Lightning after each validation epoch; a schedule-free
+    optimizer warms up inside itself (its averaging needs the warmup to be its own), so its LambdaLR is flat.
+    """
     optimizer = build_optimizer(recipe, param_groups(module, recipe.weight_decay))
-    multiplier = ScheduleMultiplier(recipe.warmup_steps, recipe.max_steps or total_steps, recipe.schedule,
+    own_warmup = recipe.optimizer in SCHEDULE_FREE
+    warmup = 0 if own_warmup else recipe.warmup_steps
+    if recipe.schedule == "plateau":
+        configs: list[dict[str, Any]] = []
+        if warmup > 1:  # LinearLR multiplies the current LR, so a plateau cut during the warmup is kept
+            ramp = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0,
+                                                     total_iters=warmup - 1)
+            configs.append({"scheduler": ramp, "interval": "step", "frequency": 1})
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=recipe.plateau_factor,
+                                                             patience=recipe.plateau_patience)
+        configs.append({"scheduler": plateau, "interval": "epoch", "frequency": 1, "monitor": monitor})
+        return [optimizer], configs
+    multiplier = ScheduleMultiplier(warmup, recipe.max_steps or total_steps, recipe.schedule,
                                     step_every=recipe.step_every, decay_factor=recipe.decay_factor,
                                     decay_rate=recipe.decay_rate, cycle_steps=recipe.cycle_steps,
                                     restart_mult=recipe.restart_mult)

@@ -10,11 +10,19 @@ from typing import Any
 
 from tunekit.diagnose import Remedy
 from tunekit.exceptions import ConfigError
+from tunekit.recipe._optimizers import OPTIMIZERS, SCHEDULE_FREE, check_installed
 from tunekit.recipe._schedule import SCHEDULES
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULE_KEYS = {"step": ("step_every", "decay_factor"), "exponential": ("decay_rate",),
-                 "cosine_restarts": ("cycle_steps", "restart_mult")}  # the keys each schedule reads
+                 "cosine_restarts": ("cycle_steps", "restart_mult"),
+                 "plateau": ("plateau_patience", "plateau_factor")}  # the keys each schedule reads
+BETAS_OPTIMIZERS = ("adam", "adamw", "radam", "nadam", "lamb", "adabound", "prodigy", "schedulefree_adamw")
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop", "schedulefree_sgd")
+SWITCHABLE = ("adam", "adamw", "rmsprop", "adagrad", "radam", "nadam", "lamb", "adabound", "prodigy")  # the
+# adaptive optimizers the two-stage switch can hand over to SGD (it replaces the optimizer object, so not a Lookahead
+# wrapper, not L-BFGS's closure loop, not schedule-free's averaged iterate)
+PRODIGY_MIN_LR = 0.01  # Prodigy's lr multiplies its own step-size estimate (1.0 is its default); an Adam-sized LR
+# (1e-3) would shrink every step a thousandfold, which is never what was meant
 
 
 @dataclass(frozen=True)
@@ -24,8 +32,11 @@ class Recipe:
     The fields are the recipe vocabulary that remedies (``Remedy.change``) and the search space use.
 
     Args:
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
-        lr: the base learning rate (the peak, after warmup; one-cycle's peak).
+        optimizer: ``sgd``, ``adam``, ``adamw``, ``rmsprop``, ``adagrad``, ``radam``, ``nadam``, ``lbfgs`` (torch);
+            ``lamb``, ``adabound``, ``prodigy``, ``schedulefree_adamw``, ``schedulefree_sgd`` (the ``optimizers``
+            extra: ``pip install 'tunekit-lightning[optimizers]'``).
+        lr: the base learning rate (the peak, after warmup; one-cycle's peak). For ``prodigy`` a multiplier of
+            its own estimate (>= 0.01; 1.0 is its default).
         momentum: SGD's and RMSprop's momentum; also the momentum of the SGD stage after ``switch_to_sgd_at``.
         nesterov: Nesterov momentum for SGD (needs ``momentum > 0``).
         beta1, beta2: Adam's betas; RMSprop's smoothing constant ``alpha`` is ``beta2``.
@@ -35,11 +46,20 @@ class Recipe:
         warmup_steps: linear warmup over this many optimizer steps.
         schedule: ``constant``, ``cosine`` (to 0 at the last step), ``step`` (times ``decay_factor`` every
             ``step_every`` optimizer steps), ``exponential`` (times ``decay_rate`` every step), ``one_cycle`` (up to
-            ``lr`` over the first 30% of steps from lr/25, then down to lr/25e4) or ``cosine_restarts`` (a cosine
-            over ``cycle_steps``, restarting, each cycle ``restart_mult`` times longer).
+            ``lr`` over the first 30% of steps from lr/25, then down to lr/25e4), ``cosine_restarts`` (a cosine
+            over ``cycle_steps``, restarting, each cycle ``restart_mult`` times longer) or ``plateau`` (torch's
+            ``ReduceLROnPlateau`` on the monitored metric: times ``plateau_factor`` after ``plateau_patience``
+            validation epochs without improvement). Schedule-free optimizers take ``constant`` only.
         step_every, decay_factor: the step schedule's period (optimizer steps) and factor, in (0, 1).
         decay_rate: the exponential schedule's factor per step, in (0, 1).
         cycle_steps, restart_mult: the first cycle of ``cosine_restarts`` and how much longer each next one is.
+        plateau_patience, plateau_factor: ``plateau``'s patience (validation epochs, >= 0) and factor, in (0, 1).
+        d_coef: Prodigy's scale of its own step-size estimate (> 0; 1.0 is its default).
+        lookahead, lookahead_k, lookahead_alpha: wrap the optimizer in Lookahead (Zhang et al. 2019): every
+            ``lookahead_k`` steps the slow weights move ``lookahead_alpha`` of the way to the fast ones.
+        grad_noise: Gaussian noise added to the gradients before each optimizer step (Neelakantan et al. 2015):
+            its standard deviation at step ``t`` is ``grad_noise / (1 + t) ** 0.275`` (the variance anneals as
+            ``eta / (1 + t) ** 0.55`` with ``eta = grad_noise ** 2``); ``None`` adds none.
         gradient_clip_val: clip the gradient norm at this value (a ``Trainer`` argument).
         switch_to_sgd_at: fraction of training after which Adam/AdamW is replaced by SGD with momentum.
         max_steps: optimizer steps to train (a ``Trainer`` argument; the cosine spans it). ``None`` takes
@@ -75,6 +95,13 @@ class Recipe:
     gradient_clip_val: float | None = None
     switch_to_sgd_at: float | None = None
     max_steps: int | None = None
+    plateau_patience: int = 10
+    plateau_factor: float = 0.1
+    d_coef: float = 1.0
+    lookahead: bool = False
+    lookahead_k: int = 5
+    lookahead_alpha: float = 0.5
+    grad_noise: float | None = None
 
     def __post_init__(self) -> None:
         _check(self)
@@ -99,9 +126,15 @@ class Recipe:
         data = dataclasses.asdict(self)
         if not compact:
             return data
-        unused = {"sgd": {"beta1", "beta2"}, "rmsprop": {"beta1"}}.get(self.optimizer, set())
-        if self.optimizer in ("adam", "adamw") and self.switch_to_sgd_at is None:
+        unused = set() if self.optimizer in BETAS_OPTIMIZERS else {"beta1", "beta2"}
+        if self.optimizer == "rmsprop":
+            unused.discard("beta2")
+        if self.optimizer not in MOMENTUM_OPTIMIZERS and self.switch_to_sgd_at is None:
             unused.add("momentum")
+        if self.optimizer != "prodigy":
+            unused.add("d_coef")
+        if not self.lookahead:
+            unused.update(("lookahead", "lookahead_k", "lookahead_alpha"))
         if self.optimizer != "sgd" or not self.nesterov:
             unused.add("nesterov")
         for schedule, keys in SCHEDULE_KEYS.items():
@@ -132,16 +165,19 @@ class Recipe:
         return cls.from_dict(yaml.safe_load(text) or {})
 
     # ------------------------------------------------------------------ building
-    def configure_optimizers(self, module: Any, total_steps: int | None = None) -> Any:
-        """What ``LightningModule.configure_optimizers`` returns: the optimizer and a per-step LR schedule.
+    def configure_optimizers(self, module: Any, total_steps: int | None = None, monitor: str = "val_loss") -> Any:
+        """What ``LightningModule.configure_optimizers`` returns: the optimizer and a per-step LR schedule (for
+        ``schedule: plateau``: ``([optimizer], [warmup config, plateau config])``).
 
         Args:
             module: the module whose parameters to optimize.
             total_steps: the steps a decaying schedule spans when the recipe sets no ``max_steps``
                 (``tunekit.RecipeMixin`` passes the Trainer's ``estimated_stepping_batches``).
+            monitor: the logged metric ``schedule: plateau`` watches.
 
-        With ``switch_to_sgd_at`` the Trainer needs ``tunekit.callbacks.SwitchToSGD`` as well (``RecipeMixin``
-        adds it).
+        Some keys need a callback in the Trainer as well (``RecipeMixin`` adds them; ``tunekit.callbacks.
+        recipe_callbacks`` lists them): ``switch_to_sgd_at`` (``SwitchToSGD``), ``grad_noise`` (``GradientNoise``),
+        a schedule-free optimizer (``ScheduleFreeModes``).
 
         Example:
             >>> import torch
@@ -152,7 +188,7 @@ class Recipe:
         """
         from tunekit.recipe._build import configure_optimizers
 
-        return configure_optimizers(self, module, total_steps)
+        return configure_optimizers(self, module, total_steps, monitor)
 
     def trainer_kwargs(self) -> dict[str, Any]:
         """The ``Trainer`` arguments the recipe sets (clipping, step count); ``None`` fields are left out."""
@@ -212,6 +248,58 @@ def _check(r: Recipe) -> None:
         if r.optimizer == "sgd":
             raise ConfigError("switch_to_sgd_at hands Adam/AdamW over to SGD, but optimizer='sgd' already: "
                               "set optimizer='adam' or 'adamw', or switch_to_sgd_at=null.")
+        if r.optimizer not in SWITCHABLE or r.lookahead:
+            what = "lookahead: true" if r.lookahead else f"optimizer={r.optimizer!r}"
+            raise ConfigError(f"switch_to_sgd_at cannot hand {what} over to SGD (it replaces a plain adaptive "
+                              f"optimizer: one of {', '.join(SWITCHABLE)}): set switch_to_sgd_at=null.")
+    _check_new_keys(r)
+
+
+def _check_new_keys(r: Recipe) -> None:
+    """The checks of the plateau schedule, Prodigy, Lookahead, gradient noise and the optimizers' own limits."""
+    if not _integer(r.plateau_patience) or r.plateau_patience < 0:
+        raise ConfigError(f"plateau_patience must be an integer >= 0 (validation epochs), but got "
+                          f"plateau_patience={r.plateau_patience!r}.")
+    if not _number(r.plateau_factor) or not 0 < r.plateau_factor < 1:
+        raise ConfigError(f"plateau_factor must be in (0, 1), but got plateau_factor={r.plateau_factor!r}.")
+    if not _number(r.d_coef) or r.d_coef <= 0:
+        raise ConfigError(f"d_coef must be > 0 (Prodigy's scale of its step size; 1.0 is its default), but got "
+                          f"d_coef={r.d_coef!r}.")
+    if not isinstance(r.lookahead, bool):
+        raise ConfigError(f"lookahead must be true or false, but got lookahead={r.lookahead!r}.")
+    check_installed(r.optimizer, r.lookahead)
+    if not _integer(r.lookahead_k) or r.lookahead_k < 1:
+        raise ConfigError(f"lookahead_k must be an integer >= 1 (steps between syncs), but got "
+                          f"lookahead_k={r.lookahead_k!r}.")
+    if not _number(r.lookahead_alpha) or not 0 < r.lookahead_alpha <= 1:
+        raise ConfigError(f"lookahead_alpha must be in (0, 1], but got lookahead_alpha={r.lookahead_alpha!r}.")
+    if r.grad_noise is not None and (not _number(r.grad_noise) or r.grad_noise <= 0):
+        raise ConfigError(f"grad_noise must be > 0 (the noise's standard deviation at step 0) or null, but got "
+                          f"grad_noise={r.grad_noise!r}.")
+    if r.optimizer == "prodigy" and r.lr < PRODIGY_MIN_LR:
+        raise ConfigError(f"prodigy's lr multiplies its own step-size estimate, but got lr={r.lr!r}: set lr: 1.0 "
+                          "(its default) and scale the step with d_coef instead.")
+    if r.optimizer == "lbfgs":
+        if r.weight_decay:
+            raise ConfigError("lbfgs takes no weight decay (torch's LBFGS has none): set weight_decay: 0.")
+        if r.grad_noise is not None:
+            raise ConfigError("grad_noise would break lbfgs's curvature pairs and line of descent: set "
+                              "grad_noise: null or another optimizer.")
+    if r.optimizer in SCHEDULE_FREE:
+        if r.schedule != "constant":
+            raise ConfigError(f"{r.optimizer} replaces the LR schedule by its own averaging: set schedule: constant "
+                              f"(its warmup_steps still apply), but got schedule={r.schedule!r}.")
+        if r.lookahead:
+            raise ConfigError(f"lookahead cannot wrap {r.optimizer}: its weights are derived from its own averaged "
+                              "iterates, which Lookahead's resets would break; set lookahead: false.")
+        if r.optimizer == "schedulefree_sgd" and r.momentum <= 0:
+            raise ConfigError("schedulefree_sgd needs momentum > 0 (its interpolation weight), e.g. momentum: 0.9.")
+        if r.optimizer == "schedulefree_adamw" and r.beta1 <= 0:
+            raise ConfigError("schedulefree_adamw needs beta1 > 0 (its interpolation weight), e.g. beta1: 0.9.")
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _number(value: Any) -> bool:

@@ -9,6 +9,7 @@ schedules.
 | ``exponential`` | ``decay_rate ** t`` | ``ExponentialLR`` |
 | ``one_cycle`` | up from ``1/25`` to 1 over the first 30%, then down to ``1/25e4`` (cosine ramps) | ``OneCycleLR`` |
 | ``cosine_restarts`` | cosine over ``cycle_steps``, restarting, each ``restart_mult`` x longer | ``...WarmRestarts`` |
+| ``plateau`` | 1: the cuts are made by ``ReduceLROnPlateau`` on the metric (see ``_build``) | ``ReduceLROnPlateau`` |
 
 A plain object (not a lambda) so ``LambdaLR.state_dict`` saves it with checkpoints, and one multiplier for every
 schedule so the two-stage switch carries any of them over to SGD unchanged.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-SCHEDULES = ("constant", "cosine", "step", "exponential", "one_cycle", "cosine_restarts")
+SCHEDULES = ("constant", "cosine", "step", "exponential", "one_cycle", "cosine_restarts", "plateau")
 ONE_CYCLE_PCT_START = 0.3  # one-cycle: the share of steps spent rising to the peak (torch's and fastai's default)
 ONE_CYCLE_DIV = 25.0  # ... starting from the peak / 25 ...
 ONE_CYCLE_FINAL_DIV = 1e4  # ... and ending at the start / 1e4

@@ -12,9 +12,10 @@ import optuna
 
 from tunekit.callbacks.adopt import adopt_recipe
 from tunekit.lr_finder import LRRangeResult, lr_range_test
+from tunekit.recipe import SCHEDULE_FREE, Recipe
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan
-from tunekit.search._space import OWN
+from tunekit.search._space import OWN, family
 from tunekit.utilities.lightning import quiet_lightning
 
 BOUNDS_BELOW, BOUNDS_ABOVE = 10.0, 3.0  # a stored test without bounds is searched from suggestion/10 to x3
@@ -33,8 +34,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
                 note(f"LR range test for {fam} (once per study) ...")
             model = config.make_model()
             if fam != OWN:
-                adam = space.base.optimizer if space.base.optimizer != "sgd" else "adamw"
-                recipe = space.base.replace(optimizer="sgd" if fam == "sgd" else adam, switch_to_sgd_at=None)
+                recipe = range_test_recipe(space.base, fam)
                 if plan.uses_recipe:
                     model.recipe = recipe  # type: ignore[assignment]
                 else:
@@ -60,6 +60,33 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
     return bounds
 
 
+def range_test_recipe(base: Recipe, fam: str) -> Recipe:
+    """The recipe a family's range test trains with: the base recipe's optimizer when it is of the family, else the
+    family's namesake (``adamw`` for Adam's), without what the test's own LR program would fight (the switch to SGD, a
+    reduce-on-plateau schedule, a schedule-free optimizer's own warmup and schedule) or what that optimizer refuses.
+
+    Example:
+        >>> range_test_recipe(Recipe(optimizer="nadam", switch_to_sgd_at=0.8), "adam").optimizer
+        'nadam'
+        >>> r = range_test_recipe(Recipe(weight_decay=0.01, warmup_steps=50, schedule="cosine"), "schedulefree_sgd")
+        >>> r.optimizer, r.schedule, r.warmup_steps, r.weight_decay
+        ('schedulefree_sgd', 'constant', 0, 0.01)
+        >>> range_test_recipe(Recipe(optimizer="sgd", schedule="plateau"), "sgd").schedule
+        'constant'
+    """
+    optimizer = base.optimizer if family(base.optimizer) == fam else "adamw" if fam == "adam" else fam
+    changes: dict[str, Any] = {"optimizer": optimizer, "switch_to_sgd_at": None}
+    if base.schedule == "plateau":  # the test sets the LR itself, and its runs may log no metric to watch
+        changes["schedule"] = "constant"
+    if optimizer in SCHEDULE_FREE:
+        changes.update(schedule="constant", warmup_steps=0, lookahead=False)
+    if optimizer == "lbfgs":
+        changes.update(weight_decay=0.0, grad_noise=None)
+    if optimizer == "schedulefree_sgd" and base.momentum <= 0:
+        changes["momentum"] = Recipe.momentum
+    return base.replace(**changes)
+
+
 def _batch_size(data: dict[str, Any]) -> int | None:
     """The batch size the range test trained at (its data module's, or its loader's)."""
     source = data.get("datamodule")
@@ -76,6 +103,8 @@ def enqueue_suggestion(study: optuna.Study, plan: SearchPlan, limit: int | None 
     it was measured at, with the recipe's own defaults, then one LR below and one above it (the sampler takes over
     after them); at most ``limit`` trials, so none is left waiting when fewer trials are asked for."""
     space = plan.space
+    if not space.families():  # only LR-free optimizers (Prodigy): no range test, nothing to start from
+        return
     fam = space.families()[0]
     stored = study.user_attrs.get(A.lr_range_key(fam))
     if not stored or stored.get("suggestion") is None:
@@ -84,7 +113,7 @@ def enqueue_suggestion(study: optuna.Study, plan: SearchPlan, limit: int | None 
     params: dict[str, Any] = {}
     optimizer = space.dimensions.get("optimizer")
     if optimizer is not None and optimizer.kind == "categorical":
-        params["optimizer"] = next(c for c in optimizer.choices if (c == "sgd") == (fam == "sgd"))
+        params["optimizer"] = next(c for c in optimizer.choices if family(c) == fam)
     for name in ("beta1", "beta2", "momentum"):
         dim = space.dimensions.get(name)
         default = getattr(space.base, name)

@@ -11,7 +11,18 @@ search:
   schedule: [constant, cosine, one_cycle]   # step, exponential and cosine_restarts too
   nesterov: [true, false]                   # drawn only when the optimizer is SGD
   switch_to_sgd_at: [0.6, 0.9]
+  lookahead: [true, false]                  # lookahead_k, lookahead_alpha drawn only with lookahead
+  grad_noise: [1.0e-3, 1.0e-1]              # also: prodigy's d_coef, plateau_patience, plateau_factor
 ```
+
+The optimizer choices are any of the recipe's (``adagrad``, ``radam``, ``nadam``, ``lbfgs``, ``lamb``, ``adabound``,
+``prodigy``, ``schedulefree_adamw``, ``schedulefree_sgd`` too). ``lr: auto`` bounds each LR family by its own range
+test (``LR_FAMILY``): Adam, AdamW, RAdam, NAdam, AdaBound and RMSprop share one (their LR sets a per-coordinate step
+of about ``lr``); SGD, Adagrad, LAMB (a step of ``lr`` times each layer's weight norm), L-BFGS and each schedule-free
+optimizer get their own. Prodigy has no LR to bound (its ``lr`` stays 1.0): it searches ``d_coef`` instead, on a log
+scale over ``PRODIGY_D_COEF`` unless ``d_coef`` is in the space. A trial's draw never combines keys the recipe
+refuses: a schedule-free trial runs a constant schedule without Lookahead, an L-BFGS trial no weight decay and no
+gradient noise.
 
 A schedule's own keys (``step_every``, ``decay_factor``, ``decay_rate``, ``cycle_steps``, ``restart_mult``) are drawn
 only in trials that draw that schedule; a step or restart schedule without a searched period cuts at a third (and
@@ -25,14 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunekit.exceptions import ConfigError
-from tunekit.recipe import FIELDS, OPTIMIZERS, SCHEDULE_KEYS, SCHEDULES, Recipe
+from tunekit.recipe import FIELDS, OPTIMIZERS, SCHEDULE_FREE, SCHEDULE_KEYS, SCHEDULES, Recipe, check_installed
 
 TWO_STAGE = {"adam_then_sgd": "adam", "adamw_then_sgd": "adamw"}  # optimizer names that mean a switch to SGD
 FLOAT_FIELDS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "switch_to_sgd_at",
-                "decay_factor", "decay_rate")
-INT_FIELDS = ("batch_size", "warmup_steps", "max_steps", "step_every", "cycle_steps", "restart_mult")
+                "decay_factor", "decay_rate", "plateau_factor", "d_coef", "lookahead_alpha", "grad_noise")
+INT_FIELDS = ("batch_size", "warmup_steps", "max_steps", "step_every", "cycle_steps", "restart_mult",
+              "plateau_patience", "lookahead_k")
 LOG_SCALE = ("lr", "weight_decay", "gradient_clip_val", "batch_size", "max_steps", "step_every",
-             "cycle_steps")  # searched on a log scale
+             "cycle_steps", "d_coef", "grad_noise")  # searched on a log scale
 STEP_SHARE, CYCLE_SHARE = 1 / 3, 1 / 4  # default period of a step schedule, and first cycle of restarts
 VALUE_CONTEXT: dict[str, dict[str, Any]] = {  # what a value of these keys is checked together with
     "nesterov": {"optimizer": "sgd", "momentum": 0.9},
@@ -45,9 +57,19 @@ OWN = "own"  # the LR family of a module that keeps its own optimizer
 OWN_KEYS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "batch_size", "gradient_clip_val", "max_steps")
 
 
-BATCH_LR_EXPONENT = {"sgd": 1.0, "adam": 0.5, OWN: 0.5}  # the LR moves with the batch size to this power: linearly
-# for SGD (Goyal et al. 2017), by the square root for Adam-family optimizers (Malladi et al. 2022); a module's own
-# optimizer is not known, and gets the square root
+BATCH_LR_EXPONENT = {"sgd": 1.0, "schedulefree_sgd": 1.0, "adam": 0.5, OWN: 0.5}  # the LR moves with the batch size
+# to this power: linearly for SGD (Goyal et al. 2017), by the square root for Adam-family optimizers (Malladi et al.
+# 2022); the other families and a module's own optimizer (not known) get the square root
+LR_FAMILY = {"sgd": "sgd", "adam": "adam", "adamw": "adam", "rmsprop": "adam", "radam": "adam", "nadam": "adam",
+             "adabound": "adam", "adagrad": "adagrad", "lamb": "lamb", "lbfgs": "lbfgs",
+             "schedulefree_adamw": "schedulefree_adamw", "schedulefree_sgd": "schedulefree_sgd",
+             "prodigy": "prodigy"}  # optimizers in one family share an LR range test
+LR_FREE = ("prodigy",)  # families with no LR to range-test
+PRODIGY_LR = 1.0  # Prodigy's lr in a search: its default multiplier of its own step-size estimate
+PRODIGY_D_COEF = (0.25, 4.0)  # d_coef searched (log scale) around its default 1: Prodigy's authors scale it by 0.5-2
+# to shrink or grow the estimated step; one more factor of two each way
+NO_BETAS = ("sgd", "schedulefree_sgd", "adagrad", "lbfgs")  # optimizers whose trials draw no betas
+WITH_MOMENTUM = ("sgd", "rmsprop", "schedulefree_sgd")  # optimizers whose trials draw momentum
 
 
 def batch_lr_factor(fam: str, batch_size: int | None, reference: int | None) -> float:
@@ -63,8 +85,13 @@ def batch_lr_factor(fam: str, batch_size: int | None, reference: int | None) -> 
 
 
 def family(optimizer: str) -> str:
-    """The LR family of an optimizer choice: Adam-type optimizers share an LR range, SGD has its own."""
-    return "sgd" if optimizer == "sgd" else "adam"
+    """The LR family of an optimizer choice (``LR_FAMILY``; a two-stage name is its first stage's).
+
+    Example:
+        >>> family("adamw_then_sgd"), family("nadam"), family("lamb"), family("schedulefree_sgd")
+        ('adam', 'adam', 'lamb', 'schedulefree_sgd')
+    """
+    return LR_FAMILY[TWO_STAGE.get(optimizer, optimizer)]
 
 
 @dataclass(frozen=True)
@@ -110,7 +137,7 @@ class SearchSpace:
         dim = self.dimensions.get("optimizer")
         names = list(dim.choices) if dim is not None and dim.kind == "categorical" else [
             dim.value if dim is not None else self.base.optimizer]
-        return sorted({family(TWO_STAGE.get(n, n)) for n in names})
+        return sorted({family(n) for n in names} - set(LR_FREE))
 
     def sample(self, trial: Any) -> Recipe:
         """The recipe for an Optuna trial (define-by-run: betas only for Adam, momentum only with SGD; for a module
@@ -129,28 +156,43 @@ class SearchSpace:
         else:
             values["switch_to_sgd_at"] = None
         values["batch_size"] = self._draw(trial, "batch_size", self.base.batch_size)
+        name = values["optimizer"]
         lr_dim = self.dimensions.get("lr")
-        if lr_dim is not None and lr_dim.kind == "auto":
+        auto = lr_dim is not None and lr_dim.kind == "auto"
+        if name in LR_FREE:
+            values["lr"] = self.base.lr if self.base.optimizer == name else PRODIGY_LR
+            values["d_coef"] = (self._draw(trial, "d_coef", self.base.d_coef) if "d_coef" in self.dimensions or
+                                not auto else trial.suggest_float("d_coef", *PRODIGY_D_COEF, log=True))
+        elif auto:
             values["lr"] = self._auto_lr(trial, fam, values["batch_size"])
         else:
             values["lr"] = self._draw(trial, "lr", self.base.lr)
-        for name in ("beta1", "beta2"):
-            if values["optimizer"] != "sgd":
-                values[name] = self._draw(trial, name, getattr(self.base, name))
-        if values["optimizer"] in ("sgd", "rmsprop") or two_stage:
+        if name not in NO_BETAS:
+            for key in ("beta1", "beta2"):
+                values[key] = self._draw(trial, key, getattr(self.base, key))
+        if name in WITH_MOMENTUM or two_stage:
             values["momentum"] = self._draw(trial, "momentum", self.base.momentum)
-        values["nesterov"] = self._draw(trial, "nesterov", self.base.nesterov) if values["optimizer"] == "sgd" \
-            else False
-        for name in ("weight_decay", "warmup_steps", "schedule", "gradient_clip_val", "max_steps"):
-            values[name] = self._draw(trial, name, getattr(self.base, name))
+        values["nesterov"] = self._draw(trial, "nesterov", self.base.nesterov) if name == "sgd" else False
+        for key in ("warmup_steps", "gradient_clip_val", "max_steps"):
+            values[key] = self._draw(trial, key, getattr(self.base, key))
+        # keys the recipe refuses with this optimizer are not drawn (define-by-run), so every trial is valid
+        values["weight_decay"] = 0.0 if name == "lbfgs" else self._draw(trial, "weight_decay", self.base.weight_decay)
+        values["grad_noise"] = None if name == "lbfgs" else self._draw(trial, "grad_noise", self.base.grad_noise)
+        values["schedule"] = "constant" if name in SCHEDULE_FREE else self._draw(trial, "schedule",
+                                                                                 self.base.schedule)
+        values["lookahead"] = False if name in SCHEDULE_FREE or two_stage else self._draw(trial, "lookahead",
+                                                                                           self.base.lookahead)
+        if values["lookahead"]:
+            for key in ("lookahead_k", "lookahead_alpha"):
+                values[key] = self._draw(trial, key, getattr(self.base, key))
         total = values["max_steps"] or self.total_steps or 0
-        for name in SCHEDULE_KEYS.get(values["schedule"], ()):
-            default = getattr(self.base, name)
-            if default is None and name == "step_every":
+        for key in SCHEDULE_KEYS.get(values["schedule"], ()):
+            default = getattr(self.base, key)
+            if default is None and key == "step_every":
                 default = max(1, round(STEP_SHARE * total)) if total else None
-            if default is None and name == "cycle_steps":
+            if default is None and key == "cycle_steps":
                 default = max(1, round(CYCLE_SHARE * total)) if total else None
-            values[name] = self._draw(trial, name, default)
+            values[key] = self._draw(trial, key, default)
         try:
             return self.base.replace(**values)
         except ConfigError as err:
@@ -241,6 +283,10 @@ def _check_value(name: str, value: Any) -> None:
         if value not in OPTIMIZERS + tuple(TWO_STAGE):
             raise ConfigError(f"search: optimizer: {value!r} is not one of "
                               f"{', '.join(OPTIMIZERS + tuple(TWO_STAGE))}.")
+        try:
+            check_installed(value)
+        except ConfigError as err:
+            raise ConfigError(f"search: {err}") from None
         return
     if name == "schedule":  # its own keys come with it in a trial (or from the fit's length)
         if value not in SCHEDULES:
@@ -250,8 +296,8 @@ def _check_value(name: str, value: Any) -> None:
         if not _is_number(value) or not 0 < value < 1:
             raise ConfigError(f"search: switch_to_sgd_at must be in (0, 1), but got {value!r}.")
         return
-    if name == "nesterov" and not isinstance(value, bool):
-        raise ConfigError(f"search: nesterov takes true or false, but got {value!r}.")
+    if name in ("nesterov", "lookahead") and not isinstance(value, bool):
+        raise ConfigError(f"search: {name} takes true or false, but got {value!r}.")
     try:
         Recipe(**{"optimizer": "adamw", **VALUE_CONTEXT.get(name, {}), name: value})
     except ConfigError as err:
