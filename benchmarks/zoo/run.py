@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from execute import execute  # noqa: E402
 from label import label  # noqa: E402
+from primer import primer  # noqa: E402
 from replay import Setting, replay, verdict  # noqa: E402
 from spec import CAUSES, Spec, plan  # noqa: E402
 from tune import choose  # noqa: E402
@@ -165,6 +166,9 @@ def main() -> None:
                            ("in sample (constants chosen on all families)", in_sample)):
         say(f"\n## {name}")
         _score(runs, verdicts, fixes if verdicts is held_out else {}, say)
+    baseline = {r["key"]: primer(r) for r in runs}
+    say("\n## the primer's loss-pattern table applied to the loss curves alone (the baseline; no constants tuned)")
+    _score(runs, baseline, {} if args.no_fix else _fixes(runs, baseline, args.workers), say)
     if not args.no_fix:
         _criticals(specs, results, args.workers, say)
     if args.out is not None:

@@ -104,3 +104,23 @@ def test_auto_remedy_lowers_the_momentum_inside_the_fit(tmp_path):
     assert trainer.optimizers[0].param_groups[0]["momentum"] == 0.95
     # checked at step 128 (the blow-up began at 103), rolled back to step 0: 300 steps left at momentum 0.95
     assert float(trainer.callback_metrics["val_loss"]) < 1.0
+
+
+def test_adam_at_a_far_too_high_lr_is_cut_to_adams_usual_lr_not_by_sgds_update_ratio(tmp_path):
+    """A public report (cross-entropy stuck at ln 10 with Adam): Adam at lr 0.2 on a digits MLP. The right cut, by a
+    grid of refits, is to 1e-3 (validation loss 0.158; the update-ratio cut to 2e-4 ends at 0.45)."""
+
+    class Wide(DigitsNet):
+        def __init__(self) -> None:
+            super().__init__(batchnorm=False, optimizer="adam", lr=0.2)
+            self.net = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                                     nn.Linear(256, 10))
+
+    pl.seed_everything(0, verbose=False)
+    diagnoser = Diagnoser(verbose=False, save=False)
+    trainer = pl.Trainer(max_epochs=2, callbacks=[diagnoser], default_root_dir=tmp_path, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(Wide(), DataLoader(TensorDataset(X[:1400], Y[:1400]), batch_size=64, shuffle=True))
+    top = diagnoser.diagnosis.findings[0]
+    assert top.code.value == "divergence" and top.remedies[0].code.value == "lower_lr"
+    assert top.remedies[0].change == {"lr": 1e-3}
