@@ -13,7 +13,7 @@ from tunekit.lr_finder._curve import MEDIAN_WIDTH
 
 @dataclass
 class Candidate:
-    """One confirmation run: an LR trained for some steps from the initial weights, and its score."""
+    """One confirmation run: an LR trained for ``steps`` optimizer steps from the initial weights, and its score."""
 
     lr: float
     steps: int
@@ -28,8 +28,9 @@ class LRRangeResult:
     Attributes:
         suggestion: the suggested (base) learning rate, or None; ``reason`` then says why.
         reason: why there is no suggestion (None when there is one).
-        lrs, losses: the range-test sweep: the LR and training loss of each step.
-        steps: training steps spent in all (sweep and confirmation runs).
+        lrs, losses: the range-test sweep: the LR and training loss of each optimizer step (under gradient
+            accumulation, the mean loss of the step's micro-batches).
+        steps: optimizer steps spent in all (sweep and confirmation runs).
         bounds: a (low, high) LR range to search around the suggestion, or None.
         candidates: the confirmation runs, in the order they ran.
         diverged_at: the LR at which the sweep's loss blew up, if it did.
