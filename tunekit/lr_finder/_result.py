@@ -80,10 +80,8 @@ class LRRangeResult:
 
     def plot(self, ax: Any = None, title: str | None = None) -> Any:
         """A matplotlib figure: the sweep's loss against the LR (log axis), the confirmation runs and the
-        suggestion. Needs matplotlib (``pip install tunekit-lightning[plot]``)."""
-        from tunekit.utilities.imports import require
-
-        plt = require("matplotlib.pyplot", "matplotlib", extra="plot")
+        suggestion."""
+        import matplotlib.pyplot as plt  # here, not at the top: importing it costs the CLI's --help a second
         if ax is None:
             fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         else:
