@@ -89,7 +89,7 @@ def test_a_module_that_cannot_be_imported_says_how_to_fix_it_in_one_line(project
 
 def test_lr_find_with_an_empty_plot_writes_nothing_and_puts_the_result_on_stdout(tmp_path):
     cfg = write_config(tmp_path)
-    result = _in(tmp_path, ["lr-find", cfg.name, "--plot", "", "--max-steps", "80"])
+    result = _in(tmp_path, ["lr-find", cfg.name, "--plot", "", "--max-steps", "60", "--sweep-steps", "20"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [cfg.name]  # no ./.png
     assert re.fullmatch(r"suggested lr \S+ \(search bounds \S+ \.\. \S+; \d+ optimizer steps, candidates scored on "

@@ -17,6 +17,8 @@ def lr_find(
                                            "tunekit search).")],
     max_steps: Annotated[int, typer.Option(help="Optimizer steps to spend in all (sweep and confirmation "
                                            "runs).")] = 300,
+    sweep_steps: Annotated[int, typer.Option(help="Optimizer steps of the sweep (at least 10; the rest of "
+                                             "--max-steps goes to the confirmation runs).")] = 60,
     min_lr: Annotated[float, typer.Option(help="Lowest LR of the sweep.")] = 1e-7,
     max_lr: Annotated[float, typer.Option(help="Highest LR of the sweep.")] = 10.0,
     plot: Annotated[str, typer.Option(metavar="PNG", help="Where to save the plot ('' to skip it).")]
@@ -31,6 +33,7 @@ def lr_find(
     cfg = load_config(config)
     model = cfg.make_model()
     result = lr_range_test(model, **cfg.range_test_data(model), min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
+                           sweep_steps=sweep_steps,
                            monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
                            budget_steps=cfg.planned_steps(), progress=not as_json)
     saved = None

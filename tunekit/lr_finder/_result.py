@@ -121,7 +121,7 @@ class LRRangeResult:
             top = min(float(np.percentile(losses[finite], 95)), 1.5 * start)
             bottom = float(losses[finite].min())
             ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.1 * (top - bottom))
-        ax.set_title(title or (f"LR range test: {self.steps} steps" if self.suggestion else
+        ax.set_title(title or (f"LR range test: {self.steps} optimizer steps" if self.suggestion else
                                f"LR range test: no suggestion ({self.reason})"), fontsize=10)
         ax.grid(alpha=0.3, which="both", lw=0.5)
         ax.legend(fontsize=8, loc="upper left")
