@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 # what pip writes as the console script: run from its bin/ folder, so sys.path[0] is bin/, not the project
 ENTRY_POINT = "import sys\nfrom tunekit.cli import main\nsys.exit(main())\n"
-HEAVY = ("torch", "lightning", "optuna", "matplotlib", "sklearn", "wandb")  # what --help must not import
+HEAVY = ("torch", "lightning", "optuna", "matplotlib", "sklearn", "wandb", "rich.console")  # not needed by --help
 
 
 def _tunekit(args, cwd, bin_dir):

@@ -7,19 +7,35 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from tunekit.exceptions import TunekitError
 
+if TYPE_CHECKING:  # rich is imported when something is printed: --help does not pay for it
+    from rich.console import Console
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; failure while running; bad usage or config
 STUDY_NAME_HELP = "The study's name (default: the storage's only study)."  # best and report, which read a study
-
-console = Console(stderr=True)  # messages and progress: what a pipe into a file should not receive
-results = Console(soft_wrap=True)  # results (the data): a suggestion, a summary, a diagnosis; unwrapped (a pipe)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+@functools.cache
+def messages() -> Console:
+    """Where messages and progress go (stderr): what a pipe into a file should not receive."""
+    import rich.console
+
+    return rich.console.Console(stderr=True)
+
+
+@functools.cache
+def results() -> Console:
+    """Where results go (stdout): a suggestion, a summary, a diagnosis; unwrapped, as a pipe wants them."""
+    import rich.console
+
+    return rich.console.Console(soft_wrap=True)
+
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import console, handle_errors, quiet, results
+from tunekit.cli._common import handle_errors, messages, quiet, results
 
 KEY = "The logged name of the {}, when tunekit's guess is wrong."
 
@@ -44,9 +44,9 @@ def diagnose(
                                "undecided": run.undecided}))
         return
     used = ", ".join(f"{what}: {name}" for what, name in run.keys.items() if name)
-    console.print(f"read {len(run.record)} logged points from {path} ({used})")
-    results.print(diagnosis)
+    messages().print(f"read {len(run.record)} logged points from {path} ({used})")
+    results().print(diagnosis)
     for note in run.undecided:
-        results.print(f"[yellow]not decided[/]: {note}")
+        results().print(f"[yellow]not decided[/]: {note}")
     if out is not None:
-        console.print(f"diagnosis written to {out / 'diagnosis.json'} (tunekit report {out / 'diagnosis.json'})")
+        messages().print(f"diagnosis written to {out / 'diagnosis.json'} (tunekit report {out / 'diagnosis.json'})")

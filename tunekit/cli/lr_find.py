@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import console, handle_errors, quiet, results
+from tunekit.cli._common import handle_errors, messages, quiet, results
 
 
 @handle_errors
@@ -47,12 +47,12 @@ def lr_find(
         typer.echo(json.dumps({**result.to_dict(), "plot": saved}))
         return
     if result.suggestion is None:
-        results.print(f"[yellow]no suggestion[/]: {result.reason} ({result.steps} optimizer steps)")
+        results().print(f"[yellow]no suggestion[/]: {result.reason} ({result.steps} optimizer steps)")
     else:
         low, high = result.bounds or (None, None)
-        results.print(f"suggested lr [bold green]{result.suggestion:.3g}[/] (search bounds {low:.3g} .. {high:.3g}; "
+        results().print(f"suggested lr [bold green]{result.suggestion:.3g}[/] (search bounds {low:.3g} .. {high:.3g}; "
                       f"{result.steps} optimizer steps, candidates scored on {result.scored_on})")
     if saved:
-        console.print(f"plot saved to {saved}")
+        messages().print(f"plot saved to {saved}")
     if result.suggestion is None:
         raise typer.Exit(1)

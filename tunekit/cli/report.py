@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import STUDY_NAME_HELP, console, fail, handle_errors, quiet, study_name_or_only
+from tunekit.cli._common import STUDY_NAME_HELP, fail, handle_errors, messages, quiet, study_name_or_only
 from tunekit.utilities.defaults import DEFAULT_STORAGE
 
 
@@ -32,4 +32,4 @@ def report(
         url = storage or DEFAULT_STORAGE
         text = study_report(url, study_name_or_only(url, study_name))
     path = write_report(text, out)
-    console.print(f"report written to {path} ({path.stat().st_size / 1024:.0f} kB)")
+    messages().print(f"report written to {path} ({path.stat().st_size / 1024:.0f} kB)")
