@@ -18,7 +18,6 @@ from lightning.pytorch.callbacks import Callback
 
 from tunekit import lr_range_test
 from tunekit.examples import DigitsCNN, DigitsDataModule
-from tunekit.utilities.imports import require
 
 EPOCHS = 8
 
@@ -66,7 +65,7 @@ def main() -> None:
             "constant at the suggestion": fit(peak, "constant")}
     for name, log in runs.items():
         print(f"{name:<36} final val_loss {log.vals[-1]:.4f} (best {min(log.vals):.4f})")
-    plt = require("matplotlib.pyplot", "matplotlib", extra="plot")
+    import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
     result.plot(ax=axes[0], title=f"LR range test: suggestion {peak:.3g}")
     for name, log in runs.items():

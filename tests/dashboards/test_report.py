@@ -83,7 +83,7 @@ def test_run_report_from_a_diagnosis_json(tmp_path, chromium):
     assert proc.returncode == 0 and shot.stat().st_size > 20_000
 
 
-def test_report_command(study_html, tmp_path):
+def test_report_command(study_html, tmp_path, monkeypatch):
     _, folder = study_html
     runner = CliRunner()
     out = tmp_path / "r.html"
@@ -92,8 +92,10 @@ def test_report_command(study_html, tmp_path):
     assert ok.exit_code == 0 and out.stat().st_size > 50_000
     missing = runner.invoke(app, ["report", "--storage", f"sqlite:///{folder / 'study.db'}", "--study-name", "x"])
     assert missing.exit_code == 2 and "no study 'x'" in missing.stderr
+    monkeypatch.chdir(tmp_path)  # no tunekit.db here: without a name, report reads the default storage's only study
     neither = runner.invoke(app, ["report"])
-    assert neither.exit_code == 2 and "give a diagnosis.json, or --study-name" in neither.stderr
+    assert neither.exit_code == 2 and "no study storage at sqlite:///tunekit.db" in neither.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
 
 
 def test_run_report_shows_the_interventions_of_an_auto_remedied_run(tmp_path, chromium):

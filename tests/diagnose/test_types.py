@@ -49,3 +49,9 @@ def test_unknown_code_in_json_is_rejected():
 def test_get_finds_by_code():
     d = Diagnosis([_finding(FindingCode.PLATEAU, Severity.WARNING)])
     assert d.get("plateau").step == 3 and d.get(FindingCode.DIVERGENCE) is None
+
+
+@pytest.mark.parametrize("code", [*Severity, *FindingCode, *RemedyCode])
+def test_a_code_prints_as_its_json_value(code):
+    assert str(code) == f"{code}" == code.value == json.loads(json.dumps(code))
+    assert f"{code:>20}" == f"{code.value:>20}"

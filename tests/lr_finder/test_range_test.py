@@ -124,3 +124,43 @@ def test_under_ddp_rank_zero_runs_the_test_and_every_rank_trains_with_its_pick(t
     assert zero["suggestion"] is not None and zero["suggestion"] == one["suggestion"]
     assert zero["recipe_lr"] == one["recipe_lr"] == zero["suggestion"]
     assert zero["trained_lr"] == pytest.approx(one["trained_lr"])
+
+
+class CountingMLP(MLP):
+    """Counts the optimizer steps it really takes and the micro-batches it trains on."""
+
+    def __init__(self):
+        super().__init__(hidden=(32,))
+        self.optimizer_steps = self.micro_batches = 0
+
+    def training_step(self, batch, batch_idx):
+        self.micro_batches += 1
+        return super().training_step(batch, batch_idx)
+
+    def optimizer_step(self, *args, **kwargs):
+        self.optimizer_steps += 1
+        return super().optimizer_step(*args, **kwargs)
+
+
+def test_under_gradient_accumulation_every_step_is_an_optimizer_step():
+    model = CountingMLP()
+    result = lr_range_test(model, datamodule=DigitsDataModule(batch_size=16), max_steps=60, sweep_steps=20,
+                           trainer_kwargs={"accumulate_grad_batches": 4})
+    assert result.steps == model.optimizer_steps <= 60
+    assert model.micro_batches >= 3.5 * model.optimizer_steps  # 4 per step, less the short window at an epoch's end
+    sweep = len(result.losses)
+    assert sweep == len(result.lrs) == len(set(result.lrs)) <= 20  # one point, and one LR, per optimizer step
+    assert 1.9 < result.losses[0] < 2.8  # a step's loss is its micro-batches' mean: ln(10) at init, not ln(10) / 4
+    first_rung = {c.steps for c in result.candidates if c.rung == 0}
+    assert first_rung == {(60 - sweep) // 2 // 5}  # half of what the sweep left, over the 5 LRs of the ladder
+    assert result.suggestion is not None
+
+
+def test_the_callback_runs_the_test_with_the_fits_accumulation():
+    model = CountingMLP()
+    finder = LRRangeTest(max_steps=30, sweep_steps=20)
+    trainer = pl.Trainer(max_steps=5, accumulate_grad_batches=4, callbacks=[finder], logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=DigitsDataModule(batch_size=16))
+    assert model.optimizer_steps == finder.result.steps + trainer.global_step
+    assert model.micro_batches >= 3.5 * model.optimizer_steps

@@ -120,3 +120,40 @@ def test_the_global_random_state_is_untouched():
     state = torch.get_rng_state()
     curvature(model, lambda m, b: m(torch.ones(2, 6)).pow(2).sum(), None)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def _cross_entropy(m, batch):
+    return torch.nn.functional.cross_entropy(m(batch[0]), batch[1])
+
+
+def test_a_float64_model_gets_the_exact_hessians_extremes():
+    model = _mlp(0).double()
+    x, y = torch.randn(32, 6, dtype=torch.float64), torch.randint(0, 3, (32,))
+    exact = torch.linalg.eigvalsh(_exact_hessian(model, _cross_entropy, (x, y)))
+    c = curvature(model, _cross_entropy, (x, y), max_hvps=155)  # as many HVPs as parameters
+    assert c.skipped is None
+    width = float(exact[-1] - exact[0])
+    assert c.top == pytest.approx(float(exact[-1]), abs=1e-3 * width)  # CONVERGED: within 0.1% of the width
+    assert c.bottom == pytest.approx(float(exact[0]), abs=1e-3 * width)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_half_precision_model_gets_a_finite_answer_near_its_float32_twin(dtype):
+    model = _mlp(0)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    full = curvature(model, _cross_entropy, (x, y), max_hvps=60)
+    half = curvature(model.to(dtype), _cross_entropy, (x.to(dtype), y), max_hvps=60)
+    assert half.skipped is None
+    # the HVPs run in the model's dtype (bf16: 8 bits of mantissa), the Lanczos vectors in float32
+    assert half.top == pytest.approx(full.top, rel=0.02)
+    assert half.bottom == pytest.approx(full.bottom, rel=0.02) and half.bottom < 0
+
+
+def test_an_hvp_that_overflows_in_fp16_gets_a_reason_not_a_wrong_number():
+    model = Vector(3).half()
+    with torch.no_grad():
+        model.x.fill_(0.01)  # the loss (90) and the gradient (6000 per entry) are finite; H v (3.5e5 per entry) is not
+    h = torch.diag(torch.full((3,), 6e4)).half()
+    c = curvature(model, lambda m, b: 0.5 * (m.x @ h @ m.x) * 10, None)
+    assert c.skipped is not None and "not finite" in c.skipped and "float16" in c.skipped
+    assert c.top != c.top  # NaN

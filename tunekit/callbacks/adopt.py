@@ -105,4 +105,4 @@ def adopt_recipe(module: pl.LightningModule, recipe: Recipe, *, replace: bool,
 
     module.configure_optimizers = MethodType(configure_own, module)  # type: ignore[method-assign]
     return (f"{name} has no tunekit Recipe: it keeps its own optimizer and param groups, and {', '.join(change)} "
-            "are set on them")
+            "are set on each of its param groups")

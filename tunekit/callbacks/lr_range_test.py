@@ -26,6 +26,8 @@ class LRRangeTest(Callback):
         max_steps: training steps the whole test may take.
         sweep_steps: steps of each sweep.
         budget_steps: the fit's planned optimizer steps (None: read from the Trainer when the fit starts).
+        The test's runs take the fit's gradient accumulation, clipping and precision, so its steps are the fit's
+        optimizer steps.
         monitor: the validation metric the test's short runs compare.
         seed: the seed of the test's short runs.
 
@@ -54,6 +56,7 @@ class LRRangeTest(Callback):
         kwargs = dict(self.kwargs)
         if kwargs["budget_steps"] is None:
             kwargs["budget_steps"] = planned_steps(trainer)
+        kwargs["trainer_kwargs"] = same_steps(trainer)
         result: LRRangeResult | None = None
         if trainer.is_global_zero:  # under DDP rank zero runs the test (on one device) and the others take its pick
             try:
@@ -74,6 +77,13 @@ class LRRangeTest(Callback):
         set_lr(pl_module, suggestion)
         rank_zero_info(f"tunekit: LR range test suggests {suggestion:.3g} ({self.result.steps} steps); "
                        "training with it")
+
+
+def same_steps(trainer: pl.Trainer) -> dict[str, Any]:
+    """The Trainer settings that make the test's optimizer steps those of the fit: the accumulation (a step of 8
+    micro-batches is a different step from one of 1), the clipping and the precision."""
+    return {"accumulate_grad_batches": trainer.accumulate_grad_batches, "gradient_clip_val": trainer.gradient_clip_val,
+            "gradient_clip_algorithm": trainer.gradient_clip_algorithm, "precision": trainer.precision}
 
 
 def set_lr(module: Any, lr: float) -> None:

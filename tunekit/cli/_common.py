@@ -7,18 +7,34 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from tunekit.exceptions import TunekitError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; failure while running; bad usage or config
+if TYPE_CHECKING:  # rich is imported when something is printed: --help does not pay for it
+    from rich.console import Console
 
-console = Console(stderr=True)  # progress and tables; stdout is kept for --json and YAML
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; failure while running; bad usage or config
+STUDY_NAME_HELP = "The study's name (default: the storage's only study)."  # best and report, which read a study
 F = TypeVar("F", bound=Callable[..., Any])
 
+
+@functools.cache
+def messages() -> Console:
+    """Where messages and progress go (stderr): what a pipe into a file should not receive."""
+    import rich.console
+
+    return rich.console.Console(stderr=True)
+
+
+@functools.cache
+def results() -> Console:
+    """Where results go (stdout): a suggestion, a summary, a diagnosis; unwrapped, as a pipe wants them."""
+    import rich.console
+
+    return rich.console.Console(soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -61,3 +77,24 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     if not sys.warnoptions:
         logging.captureWarnings(True)
+
+
+def study_name_or_only(storage: str, study_name: str | None) -> str:
+    """The study a reading command (``best``, ``report``) opens: the one named, else the storage's only study (a
+    search names its study after its config file, so no fixed default would fit)."""
+    if study_name:
+        return study_name
+    import optuna
+
+    from tunekit.search import mask, open_storage
+
+    try:
+        names = sorted(optuna.study.get_all_study_names(open_storage(storage, create=False)))
+    except TunekitError:
+        raise
+    except Exception:  # a database without Optuna's tables holds no study
+        names = []
+    if len(names) == 1:
+        return names[0]
+    held = f"studies {', '.join(names)}" if names else "no study"
+    raise fail(f"{mask(storage)} holds {held}: give --study-name NAME")

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from tunekit.cli._common import EXIT_FAILED, fail, handle_errors, quiet
-from tunekit.search import DEFAULT_STORAGE
+from tunekit.cli._common import EXIT_FAILED, STUDY_NAME_HELP, fail, handle_errors, quiet, study_name_or_only
+from tunekit.utilities.defaults import DEFAULT_STORAGE
 
 RECIPE_DIGITS = 4  # significant digits of the printed recipe's numbers
 
@@ -15,7 +15,7 @@ RECIPE_DIGITS = 4  # significant digits of the printed recipe's numbers
 @handle_errors
 def best(
     storage: Annotated[str, typer.Option(help="Optuna storage URL of the study.")] = DEFAULT_STORAGE,
-    study_name: Annotated[str, typer.Option("--study-name", help="The study's name.")] = "search",
+    study_name: Annotated[str | None, typer.Option("--study-name", help=STUDY_NAME_HELP)] = None,
 ) -> None:
     """Print the best recipe of a study as YAML (paste it under recipe: in a config)."""
     import yaml
@@ -23,6 +23,7 @@ def best(
     from tunekit.search import StudyView
 
     quiet()
+    study_name = study_name_or_only(storage, study_name)
     view = StudyView.load(storage, study_name)
     trial = view.best_trial
     if trial is None:

@@ -8,15 +8,15 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import console, handle_errors, quiet
+from tunekit.cli._common import handle_errors, messages, quiet, results
 
 KEY = "The logged name of the {}, when tunekit's guess is wrong."
 
 
 @handle_errors
 def diagnose(
-    path: Annotated[Path, typer.Argument(help="A metrics.csv (CSVLogger), a TensorBoard log folder, or a W&B run "
-                                         "folder.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="A metrics.csv (CSVLogger), a TensorBoard log "
+                                         "folder, or a W&B run folder.")],
     loss: Annotated[str | None, typer.Option(help=KEY.format("training loss"))] = None,
     grad_norm: Annotated[str | None, typer.Option("--grad-norm", help=KEY.format("gradient norm"))] = None,
     lr: Annotated[str | None, typer.Option(help=KEY.format("learning rate"))] = None,
@@ -46,10 +46,10 @@ def diagnose(
                                "logged_every": run.every, "undecided": run.undecided}))
         return
     used = ", ".join(f"{what}: {name}" for what, name in run.keys.items() if name)
-    console.print(f"read {len(run.record)} logged points from {path} ({used}; optimizer: "
-                  f"{optimizer_read or 'not logged'})")
-    console.print(diagnosis)
+    messages().print(f"read {len(run.record)} logged points from {path} ({used}; optimizer: "
+                     f"{optimizer_read or 'not logged'})")
+    results().print(diagnosis)
     for note in run.undecided:
-        console.print(f"[yellow]not decided[/]: {note}")
+        results().print(f"[yellow]not decided[/]: {note}")
     if out is not None:
-        console.print(f"diagnosis written to {out / 'diagnosis.json'} (tunekit report {out / 'diagnosis.json'})")
+        messages().print(f"diagnosis written to {out / 'diagnosis.json'} (tunekit report {out / 'diagnosis.json'})")

@@ -8,45 +8,51 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import console, handle_errors, quiet
-from tunekit.config import load_config
+from tunekit.cli._common import handle_errors, messages, quiet, results
 
 
 @handle_errors
 def lr_find(
-    config: Annotated[Path, typer.Argument(help="YAML config with model: and data: (as for tunekit search).")],
-    max_steps: Annotated[int, typer.Option(help="Training steps to spend in all.")] = 300,
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="YAML config with model: and data: (as for "
+                                           "tunekit search).")],
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps to spend in all (sweep and confirmation "
+                                           "runs).")] = 300,
+    sweep_steps: Annotated[int, typer.Option(help="Optimizer steps of the sweep (at least 10; the rest of "
+                                             "--max-steps goes to the confirmation runs).")] = 60,
     min_lr: Annotated[float, typer.Option(help="Lowest LR of the sweep.")] = 1e-7,
     max_lr: Annotated[float, typer.Option(help="Highest LR of the sweep.")] = 10.0,
-    plot: Annotated[Path, typer.Option(help="Where to save the plot ('' to skip).")] = Path("lr_range_test.png"),
+    plot: Annotated[str, typer.Option(metavar="PNG", help="Where to save the plot ('' to skip it).")]
+    = "lr_range_test.png",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Suggest a learning rate: a range test, then short confirmation runs."""
+    from tunekit.config import load_config
     from tunekit.lr_finder import lr_range_test
 
     quiet()
     cfg = load_config(config)
     model = cfg.make_model()
     result = lr_range_test(model, **cfg.range_test_data(model), min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
+                           sweep_steps=sweep_steps,
                            monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
                            budget_steps=cfg.planned_steps(), progress=not as_json)
     saved = None
-    if str(plot):
+    if plot:  # '' skips it (a Path would have turned '' into '.', and the figure into ./.png)
         data = cfg.data_class.__name__ if cfg.data_class is not None else "its own data"
         fig = result.plot(title=f"{cfg.model_class.__name__} on {data}")
-        plot.parent.mkdir(parents=True, exist_ok=True)
+        Path(plot).parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(plot)
-        saved = str(plot)
+        saved = plot
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "plot": saved}))
         return
     if result.suggestion is None:
-        console.print(f"[yellow]no suggestion[/]: {result.reason} ({result.steps} steps)")
+        results().print(f"[yellow]no suggestion[/]: {result.reason} ({result.steps} optimizer steps)")
     else:
         low, high = result.bounds or (None, None)
-        console.print(f"suggested lr [bold green]{result.suggestion:.3g}[/] (search bounds {low:.3g} .. {high:.3g}; "
-                      f"{result.steps} training steps, candidates scored on {result.scored_on})")
+        results().print(f"suggested lr [bold green]{result.suggestion:.3g}[/] (search bounds {low:.3g} .. {high:.3g}; "
+                      f"{result.steps} optimizer steps, candidates scored on {result.scored_on})")
     if saved:
-        console.print(f"plot saved to {saved}")
+        messages().print(f"plot saved to {saved}")
     if result.suggestion is None:
         raise typer.Exit(1)

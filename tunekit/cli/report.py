@@ -7,15 +7,17 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import console, fail, handle_errors, quiet
-from tunekit.search import DEFAULT_STORAGE
+from tunekit.cli._common import STUDY_NAME_HELP, fail, handle_errors, messages, quiet, study_name_or_only
+from tunekit.utilities.defaults import DEFAULT_STORAGE
 
 
 @handle_errors
 def report(
-    diagnosis: Annotated[Path | None, typer.Argument(help="A run's diagnosis.json (instead of a study).")] = None,
-    storage: Annotated[str | None, typer.Option(help="Optuna storage URL of the study.")] = None,
-    study_name: Annotated[str | None, typer.Option("--study-name", help="The study's name.")] = None,
+    diagnosis: Annotated[Path | None, typer.Argument(metavar="DIAGNOSIS", help="A run's diagnosis.json (instead of a "
+                                                     "study).")] = None,
+    storage: Annotated[str | None, typer.Option(help=f"Optuna storage URL of the study (default {DEFAULT_STORAGE}).")]
+    = None,
+    study_name: Annotated[str | None, typer.Option("--study-name", help=STUDY_NAME_HELP)] = None,
     out: Annotated[Path, typer.Option("-o", "--out", help="The HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write one self-contained HTML file (no network): charts, best recipe, diagnoses."""
@@ -24,9 +26,10 @@ def report(
     quiet()
     if diagnosis is not None and (storage or study_name):
         raise fail("give either a diagnosis.json or --storage/--study-name, not both")
-    if diagnosis is None and not study_name:
-        raise fail(f"give a diagnosis.json, or --study-name NAME (with --storage URL, default {DEFAULT_STORAGE})")
-    text = run_report(diagnosis) if diagnosis is not None else study_report(storage or DEFAULT_STORAGE,
-                                                                              study_name)  # type: ignore[arg-type]
+    if diagnosis is not None:
+        text = run_report(diagnosis)
+    else:
+        url = storage or DEFAULT_STORAGE
+        text = study_report(url, study_name_or_only(url, study_name))
     path = write_report(text, out)
-    console.print(f"report written to {path} ({path.stat().st_size / 1024:.0f} kB)")
+    messages().print(f"report written to {path} ({path.stat().st_size / 1024:.0f} kB)")

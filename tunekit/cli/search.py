@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from tunekit.cli._common import EXIT_FAILED, console, fail, handle_errors, quiet
-from tunekit.config import load_config
-from tunekit.search import DEFAULT_STORAGE
+from tunekit.cli._common import EXIT_FAILED, fail, handle_errors, messages, quiet, results
+from tunekit.utilities.defaults import DEFAULT_STORAGE
 
 
 class _Progress:
@@ -26,7 +24,7 @@ class _Progress:
         self.monitor, self.counts = monitor, {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0}
         self.best: float | None = None
         self.bar = Progress(TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=messages(),
                             disable=not enabled, transient=True)
         self.task = self.bar.add_task("search", total=total, info="")
 
@@ -44,7 +42,8 @@ class _Progress:
 
 @handle_errors
 def search(
-    config: Annotated[Path, typer.Argument(help="YAML config: model:, data:, trainer:, monitor:, search:.")],
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="YAML config: model:, data:, trainer:, "
+                                           "monitor:, search:.")],
     n_trials: Annotated[int | None, typer.Option("--n-trials", help="Trials to run now (added to the study).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop starting trials after this many seconds.")] = None,
     storage: Annotated[str | None, typer.Option(help=f"Optuna storage URL (default {DEFAULT_STORAGE}).")] = None,
@@ -63,6 +62,7 @@ def search(
     grace_period: Annotated[int, typer.Option(hidden=True)] = 60,
 ) -> None:
     """Search optimizer recipes for the config's model: an Optuna study, resumable, with pruning."""
+    from tunekit.config import load_config
     from tunekit.search import plan_search, run_search
     from tunekit.search._ddp import is_follower
 
@@ -118,19 +118,23 @@ def search(
 
 
 def _print_summary(result: Any, interrupted: bool) -> None:
+    from tunekit.search import family_label
+
     if interrupted:
-        console.print("[yellow]interrupted[/]: the running trial is marked failed, finished trials are kept; "
+        messages().print("[yellow]interrupted[/]: the running trial is marked failed, finished trials are kept; "
                       "run the same command to resume.")
     counts = f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed" + (
         f" ({result.repaired} repaired by auto-remedy)" if result.repaired else "")
-    console.print(f"study [bold]{result.study_name}[/] in {result.storage}: {counts} ({result.seconds:.0f} s)")
+    results().print(f"study [bold]{result.study_name}[/] in {result.storage}: {counts} ({result.seconds:.0f} s)")
     for fam, lr in result.lr_range.items():
         low, high = lr["bounds"] or (math.nan, math.nan)
         pick = f"suggestion {lr['suggestion']:.3g}" if lr["suggestion"] is not None else "no suggestion"
-        console.print(f"LR range test ({fam}): {pick}, searched {low:.3g} .. {high:.3g}")
+        results().print(f"LR range test ({family_label(fam)}): {pick}, searched {low:.3g} .. {high:.3g}")
     if result.best_recipe is None:
-        console.print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
+        results().print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
         return
+    from rich.table import Table
+
     from tunekit.recipe import Recipe
 
     table = Table(title=f"best recipe: trial {result.best_trial}, {result.monitor} {result.best_value:.4g}",
@@ -140,8 +144,8 @@ def _print_summary(result: Any, interrupted: bool) -> None:
     shown = result.best_recipe if result.own_optimizer else Recipe.from_dict(result.best_recipe).to_dict(compact=True)
     for key, value in shown.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
-    console.print(table)
+    results().print(table)
     from tunekit.diagnose import Diagnosis
 
-    console.print(Diagnosis.from_dict(result.best_diagnosis or {}))
+    results().print(Diagnosis.from_dict(result.best_diagnosis or {}))
     typer.echo(f"# tunekit best --storage '{result.storage}' --study-name {result.study_name}", err=True)

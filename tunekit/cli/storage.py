@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import console, fail, handle_errors, quiet
+from tunekit.cli._common import fail, handle_errors, messages, quiet
 
 storage_app = typer.Typer(add_completion=False, no_args_is_help=True,
                           help="Storages for studies with many workers.")
@@ -37,7 +37,7 @@ def serve(
     if storage.split("://", 1)[0] in ("grpc", "redis", "rediss", "journal"):
         raise fail("tunekit storage serve proxies a database: give --storage postgresql://... or sqlite:///...")
     cached = optuna.storages.get_storage(open_storage(storage))  # Optuna's in-process cache over the RDB storage
-    console.print(f"serving {mask(storage)} on grpc://{host}:{port} (Ctrl-C stops)")
+    messages().print(f"serving {mask(storage)} on grpc://{host}:{port} (Ctrl-C stops)")
     try:
         optuna.storages.run_grpc_proxy_server(cached, host=host, port=port,
                                               thread_pool=ThreadPoolExecutor(max_workers=threads))

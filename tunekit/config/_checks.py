@@ -32,10 +32,24 @@ def import_class(path: Any, key: str = "class_path", source: str = "<config>") -
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise ConfigError(f"{source}: {key}.class_path {path!r}: cannot import module {module_name!r} "
-                          f"({err}).") from err
+                          f"({err}){_import_fix(module_name, err)}.") from err
     if not hasattr(module, name):
         raise ConfigError(f"{source}: {key}.class_path {path!r}: module {module_name!r} has no {name!r}.")
     return getattr(module, name)
+
+
+def _import_fix(module_name: str, err: ImportError) -> str:
+    """How to make the import work: the config's own module not found is a path problem (tunekit looks in the
+    working directory and on PYTHONPATH); a module it imports that is missing is a package to install."""
+    missing = getattr(err, "name", None)
+    if not isinstance(err, ModuleNotFoundError) or not missing:
+        return ""
+    if module_name == missing or module_name.startswith(missing + "."):
+        if "." in missing:  # the package was found, a module in it was not: a misspelt path, nothing to move
+            return ""
+        return (f": run tunekit from the folder that holds {missing}.py (or the {missing}/ package), or add that "
+                "folder to PYTHONPATH")
+    return f": {module_name} imports {missing!r}, which is not installed here"
 
 
 def accepted(cls: type, skip: tuple[str, ...] = ()) -> list[str]:

@@ -8,16 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from tunekit.utilities.imports import require
-
 BLUE, ORANGE, GREEN, GREY, RED, GOLD, CYAN = "#1f4e99", "#e07b00", "#2a9d3a", "#9aa3ad", "#c0392b", "#d4a017", "#2b8cbe"
 SEVERITY_COLOR = {"critical": RED, "warning": GOLD, "info": CYAN}
 
 
 def _plt() -> Any:
-    matplotlib = require("matplotlib", "matplotlib", extra="plot")
+    import matplotlib
+
     matplotlib.use("Agg", force=False)
-    plt = require("matplotlib.pyplot", "matplotlib", extra="plot")
+    import matplotlib.pyplot as plt
     plt.rcParams.update({"svg.fonttype": "path", "font.size": 9, "axes.spines.top": False,
                          "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5})
     return plt

@@ -15,6 +15,7 @@ import numpy as np
 from tunekit.diagnose import Diagnosis, Severity
 from tunekit.record import RunRecord
 from tunekit.search import _attrs as A
+from tunekit.search import family_label
 from tunekit.utilities.imports import require
 
 MAX_POINTS = 500  # points per line in the per-layer chart (the newest steps are kept whole in the record)
@@ -179,7 +180,7 @@ class StudyLogger:
                 data = [[x, y] for x, y in zip(lr.lrs, lr.losses, strict=True) if math.isfinite(y)]
                 table = wandb.Table(columns=["lr", "loss"], data=data)
                 payload[f"tunekit/lr_range_test/{fam}"] = wandb.plot.line(
-                    table, "lr", "loss", title=f"LR range test ({fam}): suggestion {lr.suggestion:.3g}")
+                    table, "lr", "loss", title=f"LR range test ({family_label(fam)}): suggestion {lr.suggestion:.3g}")
             run.log(payload)
             run.summary.update({"best_value": result.best_value, "best_trial": result.best_trial,
                                 "best_recipe": result.best_recipe, "complete": result.complete,

@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any
 
 
-class Severity(str, Enum):
+class _Code(str, Enum):
+    """A code that prints as its value: ``print(Severity.WARNING)`` shows ``warning``, as the JSON does (a plain
+    ``str, Enum`` mixin prints ``Severity.WARNING``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Severity(_Code):
     """How bad a finding is. A healthy run has no ``warning`` or ``critical`` finding."""
 
     INFO = "info"
@@ -26,7 +37,7 @@ class Severity(str, Enum):
 _SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
-class FindingCode(str, Enum):
+class FindingCode(_Code):
     """What is wrong with a run. The order here is the order findings of equal severity are listed in."""
 
     DATA_FAULT = "data_fault"
@@ -41,7 +52,7 @@ class FindingCode(str, Enum):
     GENERALIZATION_GAP = "generalization_gap"
 
 
-class RemedyCode(str, Enum):
+class RemedyCode(_Code):
     """What to change. Each remedy carries a concrete ``change`` over the recipe vocabulary."""
 
     LOWER_LR = "lower_lr"

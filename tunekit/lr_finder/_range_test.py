@@ -62,7 +62,10 @@ def lr_range_test(
     trainer_kwargs: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> LRRangeResult:
-    """Suggest a learning rate for ``model`` on its data, in at most ``max_steps`` training steps.
+    """Suggest a learning rate for ``model`` on its data, in at most ``max_steps`` optimizer steps.
+
+    Every count here is of optimizer steps: under ``accumulate_grad_batches=k`` in ``trainer_kwargs`` a step is
+    ``k`` micro-batches, each LR of the sweep gets one such step, and its loss is their mean.
 
     The module's own ``configure_optimizers`` is used (any optimizer, any param groups; the groups keep
     their LR ratios and the suggestion is the first group's LR). The model is left exactly as it was found:
@@ -75,8 +78,8 @@ def lr_range_test(
         val_dataloaders: validation data to score the confirmation runs on (a datamodule's own validation
             loader is used when it has one); without it they are scored on their training loss.
         min_lr, max_lr: the range of the sweep.
-        max_steps: training steps to spend in all (sweep and confirmation runs).
-        sweep_steps: steps of the exponential sweep (it stops early once the loss blows up).
+        max_steps: optimizer steps to spend in all (sweep and confirmation runs).
+        sweep_steps: optimizer steps of the exponential sweep (it stops early once the loss blows up).
         budget_steps: optimizer steps the real training will run. Confirmation runs are far shorter than most
             real runs, but no correction for the difference held up when measured (``benchmarks/lr_budget.py``:
             the best LR of a 4x longer run moved down for Adam and not at all for SGD), so the pick is the one
@@ -252,7 +255,9 @@ def _check(model: Any, train: Any, datamodule: Any, min_lr: float, max_lr: float
 def _progress(enabled: bool) -> Any:
     if not enabled:
         return None
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # on stderr: stdout carries results, and a transient bar leaves a blank line behind where it was drawn
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                    TimeElapsedColumn(), transient=True)
+                    TimeElapsedColumn(), transient=True, console=Console(stderr=True))

@@ -13,7 +13,7 @@ from tunekit.lr_finder._curve import MEDIAN_WIDTH
 
 @dataclass
 class Candidate:
-    """One confirmation run: an LR trained for some steps from the initial weights, and its score."""
+    """One confirmation run: an LR trained for ``steps`` optimizer steps from the initial weights, and its score."""
 
     lr: float
     steps: int
@@ -28,8 +28,9 @@ class LRRangeResult:
     Attributes:
         suggestion: the suggested (base) learning rate, or None; ``reason`` then says why.
         reason: why there is no suggestion (None when there is one).
-        lrs, losses: the range-test sweep: the LR and training loss of each step.
-        steps: training steps spent in all (sweep and confirmation runs).
+        lrs, losses: the range-test sweep: the LR and training loss of each optimizer step (under gradient
+            accumulation, the mean loss of the step's micro-batches).
+        steps: optimizer steps spent in all (sweep and confirmation runs).
         bounds: a (low, high) LR range to search around the suggestion, or None.
         candidates: the confirmation runs, in the order they ran.
         diverged_at: the LR at which the sweep's loss blew up, if it did.
@@ -79,10 +80,8 @@ class LRRangeResult:
 
     def plot(self, ax: Any = None, title: str | None = None) -> Any:
         """A matplotlib figure: the sweep's loss against the LR (log axis), the confirmation runs and the
-        suggestion. Needs matplotlib (``pip install tunekit-lightning[plot]``)."""
-        from tunekit.utilities.imports import require
-
-        plt = require("matplotlib.pyplot", "matplotlib", extra="plot")
+        suggestion."""
+        import matplotlib.pyplot as plt  # here, not at the top: importing it costs the CLI's --help a second
         if ax is None:
             fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
         else:
@@ -122,7 +121,7 @@ class LRRangeResult:
             top = min(float(np.percentile(losses[finite], 95)), 1.5 * start)
             bottom = float(losses[finite].min())
             ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.1 * (top - bottom))
-        ax.set_title(title or (f"LR range test: {self.steps} steps" if self.suggestion else
+        ax.set_title(title or (f"LR range test: {self.steps} optimizer steps" if self.suggestion else
                                f"LR range test: no suggestion ({self.reason})"), fontsize=10)
         ax.grid(alpha=0.3, which="both", lw=0.5)
         ax.legend(fontsize=8, loc="upper left")

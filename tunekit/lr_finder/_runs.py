@@ -34,6 +34,9 @@ class _LRProgram(Callback):
         self.record = RunLog()
         self._avg = 0.0
         self._best = math.inf
+        self._window: list[float] = []  # the losses of the micro-batches since the last optimizer step
+        self._step_before = 0
+        self.first_step = 0
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if len(trainer.optimizers) != 1:
@@ -44,18 +47,30 @@ class _LRProgram(Callback):
         self._ratios = [g["lr"] / first if first else 1.0 for g in groups]
         trainer.strategy.lr_scheduler_configs = []  # the program decides the LR, not the module's schedule
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.first_step = trainer.global_step  # after a resumed checkpoint's state is restored
+
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
+        self._step_before = trainer.global_step
         lr = self.lr_at(trainer.global_step)
         for group, ratio in zip(trainer.optimizers[0].param_groups, self._ratios, strict=True):
             group["lr"] = lr * ratio
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        # one record per optimizer step, not per micro-batch: under gradient accumulation the loss of a step is the
+        # mean of its micro-batches' losses (Lightning hands each one over divided by the accumulation factor)
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if not isinstance(loss, torch.Tensor):
+        if isinstance(loss, torch.Tensor):
+            scale = trainer.accumulate_grad_batches if pl_module.automatic_optimization else 1
+            self._window.append(float(loss) * scale)
+        if trainer.global_step == self._step_before:
+            return  # still accumulating
+        window, self._window = self._window, []
+        if not window:
             return
-        value = float(loss)
+        value = sum(window) / len(window)
         step = len(self.record.losses)
         self.record.lrs.append(trainer.optimizers[0].param_groups[0]["lr"] / self._ratios[0])
         self.record.losses.append(value)
@@ -71,9 +86,10 @@ class _LRProgram(Callback):
 def run_program(model: pl.LightningModule, data: dict[str, Any], lr_at: Callable[[int], float], steps: int, *,
                 stop_on_divergence: bool, seed: int, trainer_kwargs: dict[str, Any], resume: str | None = None,
                 save: str | None = None) -> tuple[RunLog, int]:
-    """Train ``model`` up to optimizer step ``steps`` under the LR program; returns its log and the steps it
-    took. ``resume`` continues from a checkpoint of an earlier run (its optimizer state too); ``save``
-    writes one at the end."""
+    """Train ``model`` up to optimizer step ``steps`` under the LR program; returns its log (one point per
+    optimizer step) and the optimizer steps it took (under gradient accumulation a step is several
+    micro-batches; a resumed run counts only its own steps). ``resume`` continues from a checkpoint of an
+    earlier run (its optimizer state too); ``save`` writes one at the end."""
     pl.seed_everything(seed, verbose=False)
     program = _LRProgram(lr_at, stop_on_divergence)
     with quiet_lightning():
@@ -81,7 +97,7 @@ def run_program(model: pl.LightningModule, data: dict[str, Any], lr_at: Callable
         trainer.fit(model, ckpt_path=resume, **data)
         if save is not None:
             trainer.save_checkpoint(save)
-    return program.record, len(program.record.losses)
+    return program.record, trainer.global_step - program.first_step
 
 
 def evaluate(model: pl.LightningModule, data: dict[str, Any], monitor: str,

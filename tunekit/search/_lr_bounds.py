@@ -15,7 +15,7 @@ from tunekit.lr_finder import LRRangeResult, lr_range_test
 from tunekit.recipe import SCHEDULE_FREE, Recipe
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan
-from tunekit.search._space import OWN, family
+from tunekit.search._space import OWN, family, family_label, lr_param
 from tunekit.utilities.lightning import quiet_lightning
 
 BOUNDS_BELOW, BOUNDS_ABOVE = 10.0, 3.0  # a stored test without bounds is searched from suggestion/10 to x3
@@ -31,7 +31,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
         stored = study.user_attrs.get(key)
         if stored is None:
             if note is not None:
-                note(f"LR range test for {fam} (once per study) ...")
+                note(f"LR range test for {family_label(fam)} (once per study) ...")
             model = config.make_model()
             if fam != OWN:
                 recipe = range_test_recipe(space.base, fam)
@@ -47,10 +47,11 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
             if result.suggestion is None:  # the test never blocks the search: a wide range, narrowed by the trials
                 result.bounds = result.fallback_bounds()
                 if note is not None:
-                    note(f"LR range test for {fam}: no suggestion ({result.reason}); searching the wide range "
-                         f"{result.bounds[0]:.2g} .. {result.bounds[1]:.2g} instead")
+                    note(f"LR range test for {family_label(fam)}: no suggestion ({result.reason}); searching the "
+                         f"wide range {result.bounds[0]:.2g} .. {result.bounds[1]:.2g} instead")
             elif note is not None:
-                note(f"LR range test for {fam}: suggestion {result.suggestion:.3g} in {result.steps} steps")
+                note(f"LR range test for {family_label(fam)}: suggestion {result.suggestion:.3g} in {result.steps} "
+                     "optimizer steps")
             stored = {**result.to_dict(), "measured_at": time.time(), "batch_size": _batch_size(data)}
             study.set_user_attr(key, stored)
         low, high = LRRangeResult.from_dict(stored).bounds or (stored["suggestion"] / BOUNDS_BELOW,
@@ -125,7 +126,7 @@ def enqueue_suggestion(study: optuna.Study, plan: SearchPlan, limit: int | None 
     for factor, why in informed[:limit]:
         lr = min(high, max(low, stored["suggestion"] * factor))
         at = {"batch_size": batch} if batch is not None and factor == 1.0 else {}  # the others: the sampler's
-        study.enqueue_trial({**params, **at, f"lr_{fam}": lr}, user_attrs={A.START: why})
+        study.enqueue_trial({**params, **at, lr_param(fam): lr}, user_attrs={A.START: why})
 
 
 def _nearest_batch_size(space: Any, reference: int | None) -> int | None:

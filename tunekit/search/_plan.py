@@ -17,7 +17,7 @@ class SearchPlan:
     ``uses_recipe``: the module trains with a tunekit ``Recipe`` (it gets the sampled one). Otherwise the sampled
     recipe either replaces its ``configure_optimizers`` (``replace``: the search names ``optimizer``, as
     LightningCLI's ``optimizer:`` section does), or the module keeps its own optimizer and param groups and only
-    the searched keys are set on them; ``note`` says which, once, for the user.
+    the searched keys are set on each of its param groups; ``note`` says which, once, for the user.
     """
 
     config: RunConfig
@@ -64,6 +64,6 @@ def plan_search(config: RunConfig) -> SearchPlan:
         note = (f"{name} has no tunekit Recipe: each trial replaces its configure_optimizers with the sampled "
                 "recipe's optimizer and schedule (as LightningCLI's optimizer: section does)" if replace else
                 f"{name} has no tunekit Recipe: each trial keeps its own optimizer and param groups and sets the "
-                f"sampled {keys} on them")
+                f"sampled {keys} on each of its param groups")
     accelerator, world_size = config.devices()
     return SearchPlan(config, space, uses_recipe, replace, note, accelerator, world_size)

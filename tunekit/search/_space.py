@@ -54,6 +54,8 @@ VALUE_CONTEXT: dict[str, dict[str, Any]] = {  # what a value of these keys is ch
 }
 DEFAULT_SWITCH_AT = 0.8  # where a two-stage optimizer switches when switch_to_sgd_at is not searched (guide)
 OWN = "own"  # the LR family of a module that keeps its own optimizer
+FAMILY_LABELS = {"sgd": "SGD", "adam": "Adam/AdamW", OWN: "the module's own optimizer"}  # a family in messages,
+# plots and tables (the short keys stay in the study's data)
 OWN_KEYS = ("lr", "momentum", "beta1", "beta2", "weight_decay", "batch_size", "gradient_clip_val", "max_steps")
 
 
@@ -213,7 +215,7 @@ class SearchSpace:
         if fam not in self.lr_bounds:
             raise ConfigError(f"lr: auto has no LR range for {fam}: the range test did not run for it.")
         low, high = self.lr_bounds[fam]
-        lr = trial.suggest_float(f"lr_{fam}", low, high, log=True)
+        lr = trial.suggest_float(lr_param(fam), low, high, log=True)
         return lr * batch_lr_factor(fam, batch_size, self.lr_batch_size)
 
     def _draw(self, trial: Any, name: str, default: Any) -> Any:
@@ -306,3 +308,15 @@ def _check_value(name: str, value: Any) -> None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def family_label(fam: str) -> str:
+    """How a user reads an optimizer family: ``SGD``, ``Adam/AdamW``, ``the module's own optimizer``."""
+    return FAMILY_LABELS.get(fam, fam)
+
+
+def lr_param(fam: str) -> str:
+    """The Optuna parameter an ``lr: auto`` LR is drawn as: ``lr_sgd`` and ``lr_adam`` (each family has its own
+    range, and Optuna needs one range per name), and plain ``lr`` for a module that keeps its own optimizer (the
+    only family then)."""
+    return "lr" if fam == OWN else f"lr_{fam}"

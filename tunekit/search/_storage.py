@@ -19,12 +19,13 @@ from typing import Any
 import optuna
 
 from tunekit.exceptions import StorageError
+from tunekit.utilities import defaults
 from tunekit.utilities.imports import require
 
 HEARTBEAT_INTERVAL = 20  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long is stale: failed and retried (the issue asks for under two minutes)
 MAX_RETRY = 3  # a stale trial is retried at most this many times
-DEFAULT_STORAGE = "sqlite:///tunekit.db"
+DEFAULT_STORAGE = defaults.DEFAULT_STORAGE  # kept there so that the CLI's --help need not import Optuna
 
 
 def mask(url: str) -> str:

@@ -37,7 +37,7 @@ class Curvature:
         hvps: the Hessian-vector products spent (the cost: each is about two backward passes).
         seconds: wall time.
         preconditioned: whether the eigenvalues are of ``P^-1 H`` (Adam) rather than ``H``.
-        skipped: why nothing was measured (a model without double backward), or None.
+        skipped: why nothing was measured (a model without double backward, an HVP that overflowed), or None.
     """
 
     top: float
@@ -52,16 +52,32 @@ class Curvature:
         return asdict(self)
 
 
-def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+def _flat(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    return torch.cat([t.reshape(-1).to(dtype) for t in tensors])
 
 
 def _unflat(vector: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``vector`` cut into pieces shaped like ``like``, each in its tensor's dtype (autograd wants the
+    ``grad_outputs`` of a float64 or bf16 parameter in that dtype)."""
     out, i = [], 0
     for t in like:
-        out.append(vector[i : i + t.numel()].view_as(t))
+        out.append(vector[i : i + t.numel()].view_as(t).to(t.dtype))
         i += t.numel()
     return out
+
+
+class _NonFinite(ArithmeticError):
+    """A Hessian-vector product came out inf or NaN (a low-precision overflow, or a loss that is already NaN)."""
+
+
+def working_dtype(params: Sequence[torch.Tensor]) -> torch.dtype:
+    """The dtype the Lanczos vectors are kept in: the widest of the parameters' dtypes, and at least float32 (a
+    bf16/fp16 basis would lose its orthogonality in a few iterations; the HVPs themselves still run in each
+    parameter's own dtype)."""
+    dtype = torch.float32
+    for p in params:
+        dtype = torch.promote_types(dtype, p.dtype)
+    return dtype
 
 
 def adam_preconditioner(optimizer: torch.optim.Optimizer) -> list[torch.Tensor] | None:
@@ -123,14 +139,17 @@ def curvature(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], 
         return Curvature(nan, nan, nan, 0, time.perf_counter() - started, preconditioner is not None,
                          "the gradient does not depend on the parameters (a model linear in them has no curvature "
                          "to measure, or its layers do not support double backward)")
-    device = params[0].device
-    scale = None if preconditioner is None else _flat(preconditioner).to(device).rsqrt()
+    device, dtype = params[0].device, working_dtype(params)
+    scale = None if preconditioner is None else _flat(preconditioner, dtype).to(device).rsqrt()
     hvps = 0
 
     def plain_hvp(v: torch.Tensor) -> torch.Tensor:
         nonlocal hvps
         hvps += 1  # the vector-Jacobian product of the gradient with v is H v (H is symmetric)
-        return _flat(torch.autograd.grad(grads, params, grad_outputs=_unflat(v, params), retain_graph=True))
+        hv = _flat(torch.autograd.grad(grads, params, grad_outputs=_unflat(v, params), retain_graph=True), dtype)
+        if not bool(torch.isfinite(hv).all()):  # one sync per HVP, as the Lanczos step's dot products make anyway
+            raise _NonFinite
+        return hv
 
     def operator(v: torch.Tensor) -> torch.Tensor:
         return plain_hvp(v) if scale is None else scale * plain_hvp(scale * v)
@@ -138,12 +157,17 @@ def curvature(model: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, Any], 
     try:
         generator = torch.Generator(device="cpu").manual_seed(seed)
         n = sum(p.numel() for p in params)
-        z = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(device, torch.float32)
+        z = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(device, dtype)
         top, bottom, first_trace = _lanczos(operator, z, max(2, min(max_hvps, n)))
         traces = [first_trace if scale is None else float(z @ plain_hvp(z))]
         for _ in range(max(0, trace_samples - 1)):
-            z = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(device, torch.float32)
+            z = (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(device, dtype)
             traces.append(float(z @ plain_hvp(z)))
+    except _NonFinite:
+        dtypes = ", ".join(sorted({str(p.dtype).removeprefix("torch.") for p in params}))
+        return Curvature(nan, nan, nan, hvps, time.perf_counter() - started, preconditioner is not None,
+                         f"a Hessian-vector product was not finite (parameters in {dtypes}: an fp16 model may "
+                         "overflow; measure in float32 or bf16)")
     except RuntimeError as err:  # e.g. a fused kernel without a double-backward formula
         return Curvature(nan, nan, nan, hvps, time.perf_counter() - started, preconditioner is not None,
                          f"this model has no double backward: {str(err).splitlines()[0]}")
