@@ -45,7 +45,6 @@ SGD_MOMENTUM = 0.9  # the SGD stage a generalization gap hands over to
 SGD_LR_FACTOR = 10.0  # ... starts at 10x Adam's LR, times (1 - momentum) (a typical SWATS outcome)
 MIN_WARMUP = 10  # a restarted warmup spans at least this many steps
 WARMUP_SHARE = 0.05  # ... or 5% of the fit
-ROLLBACK = (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)
 CONFIRMING_CHECKS = 2  # (auto-remedy benchmark) checks in a row a finding must be seen at before it steers the fit
 AT_ONCE = (FindingCode.DIVERGENCE, FindingCode.EARLY_INSTABILITY)  # acted on at the check that finds them
 

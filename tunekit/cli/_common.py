@@ -16,7 +16,7 @@ from tunekit.exceptions import TunekitError
 if TYPE_CHECKING:  # rich is imported when something is printed: --help does not pay for it
     from rich.console import Console
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # done; failure while running; bad usage or config
+EXIT_FAILED, EXIT_USAGE = 1, 2  # failure while running; bad usage or config (0: done)
 STUDY_NAME_HELP = "The study's name (default: the storage's only study)."  # best and report, which read a study
 F = TypeVar("F", bound=Callable[..., Any])
 

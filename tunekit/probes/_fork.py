@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities.enums import GradClipAlgorithmType
 
 from tunekit.recipe import apply_to_groups
 
@@ -85,12 +86,14 @@ class Fork:
         precision: the Trainer's precision plugin (``train_step_context`` gives autocast; ``scaler`` fp16 scaling).
         clip: the Trainer's gradient clipping threshold, or None.
         accumulate: micro-batches per optimizer step.
+        clip_algorithm: the Trainer's ``gradient_clip_algorithm`` (``"norm"`` or ``"value"``).
     """
 
     def __init__(self, module: Any, optimizer: torch.optim.Optimizer, precision: Any, clip: float | None,
-                 accumulate: int) -> None:
+                 accumulate: int, clip_algorithm: Any = "norm") -> None:
         self.module, self.optimizer, self.precision = module, optimizer, precision
         self.clip, self.accumulate = clip, max(1, accumulate)
+        self.clip_algorithm = GradClipAlgorithmType(clip_algorithm or "norm")
         self.scaler = getattr(precision, "scaler", None)
         self.params = [p for p in module.parameters() if p.requires_grad]
         self.steps_done = 0  # optimizer steps the forks took (the cost)
@@ -152,8 +155,8 @@ class Fork:
                 losses.append(total)
                 if self.scaler is not None:
                     self.scaler.unscale_(self.optimizer)
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(self.params, float(clip))
+                if clip:  # as the Trainer clips: by norm or by value, through the precision plugin
+                    self.precision.clip_gradients(self.optimizer, float(clip), self.clip_algorithm)
                 if self.scaler is not None:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()

@@ -55,7 +55,7 @@ def run_probe(trainer: pl.Trainer, module: pl.LightningModule, finding: Finding,
     scaler = grad_scaler_of(trainer)
     held, train = list(batches[-EVAL_BATCHES:]), list(batches[:-EVAL_BATCHES])
     fork = Fork(module, optimizer, trainer.precision_plugin, trainer.gradient_clip_val,
-                trainer.accumulate_grad_batches)
+                trainer.accumulate_grad_batches, trainer.gradient_clip_algorithm)
     results: list[tuple[list[float], list[float]]] = []
     curv: dict[str, Any] | None = None
     with isolate_rng():
@@ -94,9 +94,9 @@ def _curvature(module: pl.LightningModule, optimizer: torch.optim.Optimizer, tra
     """Plain Hessian extremes (a stall: is it a saddle?), or, for Adam on an unstable run, those of the
     preconditioned Hessian its stability depends on."""
     preconditioned = finding.code.value in ("oscillation", "exploding_gradients")
-    c = measure_curvature(trainer, module, batch, hvps, preconditioned=preconditioned)
-    return {"top": c.top, "bottom": c.bottom, "trace": c.trace, "hvps": c.hvps,
-            "preconditioned": c.preconditioned, "skipped": c.skipped}
+    found = measure_curvature(trainer, module, batch, hvps, preconditioned=preconditioned).to_dict()
+    found.pop("seconds")  # a probe report keeps what it decided on, and its cost in steps
+    return found
 
 
 def measure_curvature(trainer: pl.Trainer, module: pl.LightningModule, batch: Any, hvps: int, *,
