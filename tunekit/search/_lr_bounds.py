@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import lightning.pytorch as pl
 import optuna
 
 from tunekit.callbacks.adopt import adopt_recipe
@@ -31,6 +32,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
         if stored is None:
             if note is not None:
                 note(f"LR range test for {fam} (once per study) ...")
+            pl.seed_everything(config.seed, verbose=False)  # the model's init and its data follow the study's seed
             model = config.make_model()
             if fam != OWN:
                 adam = space.base.optimizer if space.base.optimizer != "sgd" else "adamw"
@@ -41,7 +43,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
                     adopt_recipe(model, recipe, replace=True)
             data = config.range_test_data(model)
             with quiet_lightning():
-                result = lr_range_test(model, **data, monitor=config.monitor, seed=config.seed,
+                result = lr_range_test(model, **data, monitor=config.range_test_monitor, seed=config.seed,
                                        trainer_kwargs=config.short_run_trainer_args(),
                                        budget_steps=config.planned_steps())
             if result.suggestion is None:  # the test never blocks the search: a wide range, narrowed by the trials

@@ -33,10 +33,10 @@ class TrialFit:
     module at the recipe's batch size, and a Trainer with the config's own callbacks and logger (made fresh), the
     Diagnoser and the pruning callback (``trial=None`` on a follower rank: it takes rank zero's decisions)."""
 
-    def __init__(self, plan: SearchPlan, recipe: Recipe, trial: optuna.Trial | None, *, auto_remedy: bool = False,
-                 extra: tuple[list[Any], Any] | None = None) -> None:
+    def __init__(self, plan: SearchPlan, recipe: Recipe, trial: optuna.Trial | None, *, seed: int,
+                 auto_remedy: bool = False, extra: tuple[list[Any], Any] | None = None) -> None:
         cfg = plan.config
-        pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
+        pl.seed_everything(seed, verbose=False)  # before the model and data are built: init and data order follow it
         self.model = cfg.make_model()
         if plan.uses_recipe:
             self.model.recipe = recipe  # type: ignore[assignment]
@@ -87,7 +87,8 @@ class Objective:
         recipe = self.space.sample(trial)
         trial.set_user_attr(A.RECIPE, recipe.to_dict())
         extra = self.extra_callbacks(trial, recipe) if self.extra_callbacks is not None else None
-        run = TrialFit(self.plan, recipe, trial, auto_remedy=self.auto_remedy, extra=extra)
+        run = TrialFit(self.plan, recipe, trial, seed=trial_seed(cfg.seed, trial.number), auto_remedy=self.auto_remedy,
+                       extra=extra)
         if self.world_size > 1:  # the follower ranks read the recipe from here and join this fit
             trial.set_user_attr(A.DDP_LEADER, leader_key())
         trainer, diagnoser = run.trainer, run.diagnoser
@@ -124,6 +125,19 @@ class Objective:
         if not math.isfinite(number):
             raise optuna.TrialPruned(f"{cfg.monitor} is {number}")
         return number
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial ``number`` of a study seeded ``seed``: its own for each trial (each starts from its own
+    init and data order, so no single draw decides the study), and the same whenever the study is run again.
+
+    Example:
+        >>> trial_seed(0, 3) == trial_seed(0, 3), trial_seed(0, 3) == trial_seed(0, 4)
+        (True, False)
+        >>> trial_seed(0, 1) == trial_seed(1, 0)  # not seed + number: studies seeded 0 and 1 share no trial seed
+        False
+    """
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
 def leader_key(pid: int | None = None) -> str:

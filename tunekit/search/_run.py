@@ -48,6 +48,10 @@ def open_study(plan: SearchPlan, storage: str | None, study_name: str, *, worker
                                 sampler=make_sampler(config.sampler, config.seed + worker),
                                 pruner=make_pruner(config.pruner), load_if_exists=True)
     created = study_name not in existing
+    if study.direction.name.lower() != config.direction:
+        raise ConfigError(f"study {study_name!r} in {mask(url)} was created to {study.direction.name.lower()} "
+                          f"{study.user_attrs.get(A.MONITOR, 'its monitor')}, but the config says {config.direction}: "
+                          "use a new --study-name (or set direction: to the study's).")
     # A resumed study must not replay the sampler's first random draws: seed it past the trials it has.
     study.sampler = make_sampler(config.sampler, config.seed + worker + RESEED_STRIDE * len(study.trials))
     recorded = study.user_attrs.get(A.SPACE)
@@ -100,11 +104,14 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
         follow(plan, url, study_name, auto_remedy=auto_remedy)
         return summarize(StudyView.load(url, study_name), time.time() - started)
     check_devices(plan, n_jobs)
-    if plan.note and note is not None:
-        note(plan.note)
     path = storage_file(url)
     file_existed = path is not None and path.exists()
     study, created = open_study(plan, storage, study_name, heartbeat=heartbeat)
+    if note is not None:  # only once the storage opened: an error there stays the one line printed
+        if plan.config.direction_reason:
+            note(f"direction: {plan.config.direction_reason}")
+        if plan.note:
+            note(plan.note)
     if not supports_heartbeat(study._storage) and note is not None:
         note(f"{mask(url)} keeps no heartbeats (Optuna has them for database storages only): the trial of a worker "
              "that is killed stays RUNNING and is not retried.")
