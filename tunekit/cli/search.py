@@ -27,7 +27,8 @@ class _Progress:
         self.best: float | None = None
         self.bar = Progress(TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
-                            disable=not enabled, transient=True)
+                            disable=not enabled or not console.is_terminal, transient=True)  # a bar that
+        # cannot be erased (output to a file or pipe) would leave its last frame, a blank line, behind an error
         self.task = self.bar.add_task("search", total=total, info="")
 
     def note(self, message: str) -> None:
