@@ -74,3 +74,52 @@ class RankWitness(pl.Callback):
                 "samples": self.samples, "steps": trainer.global_step}
         with (Path(self.folder) / f"rank{trainer.global_rank}.jsonl").open("a") as f:
             f.write(json.dumps(line) + "\n")
+
+
+class BodyHead(pl.LightningModule):
+    """A user's module with two optimizers: SGD (momentum 0.9) on the body at 0.05, Adam on the head at 1e-3, stepped
+    by hand (``manual=False`` leaves Lightning's automatic optimization on, which cannot train two optimizers).
+    ``late=True`` builds them from ``self.trainer`` (so they cannot be counted before a fit). Logs train_loss and
+    val_loss; classifies sklearn's digits (64 features, 10 classes)."""
+
+    def __init__(self, manual: bool = True, late: bool = False) -> None:
+        super().__init__()
+        self.automatic_optimization = not manual
+        self.late = late
+        self.body = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU())
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        if not self.automatic_optimization:
+            optimizers = self.optimizers()
+            for opt in optimizers:
+                opt.zero_grad()
+            self.manual_backward(loss)
+            for opt in optimizers:
+                opt.step()
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> Any:
+        if self.late:
+            _ = self.trainer.max_epochs  # a module that reads its Trainer here
+        return [torch.optim.SGD(self.body.parameters(), lr=0.05, momentum=0.9),
+                torch.optim.Adam(self.head.parameters(), lr=1e-3)]
+
+
+class LRsSeen(pl.Callback):
+    """Records, at the start of each fit, every param group's LR of every optimizer: ``[[lr, ...], ...]``."""
+
+    seen: list[list[list[float]]] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        LRsSeen.seen.append([[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers])

@@ -254,7 +254,9 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
     if not isinstance(monitor, str) or not monitor:
         raise ConfigError(f"{source}: monitor: must name a logged metric, e.g. monitor: val_loss.")
     direction, reason = raw.get("direction"), None
-    if direction is None:
+    if direction is None and "monitor" not in raw:
+        direction = "minimize"  # the default monitor, val_loss: nothing to read from a name the user did not write
+    elif direction is None:
         direction, token = infer_direction(monitor, source)
         reason = f"{direction} {monitor} (its name says {token}; set direction: to choose)"
     if direction not in DIRECTIONS:

@@ -8,24 +8,31 @@ import os
 import signal
 import socket
 import time
+from types import MethodType
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import optuna
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from tunekit.callbacks import Diagnoser
-from tunekit.callbacks.adopt import adopt_recipe
+from tunekit.callbacks.adopt import adopt_recipe, optimizers_of
 from tunekit.config import TRAIN_LOSS
 from tunekit.exceptions import ConfigError
 from tunekit.recipe import Recipe
 from tunekit.search import _attrs as A
-from tunekit.search._plan import SearchPlan
+from tunekit.search._plan import SearchPlan, several_optimizers
 from tunekit.search._pruning import ValidationPruning
 
 
 class MonitorNotLogged(ConfigError):
     """The monitored metric never appeared in the first trial: every other trial would fail the same way."""
+
+
+class ModuleRefused(ConfigError):
+    """Lightning refused to fit the module as configured (``MisconfigurationException``: several optimizers without
+    manual optimization, clipping with manual optimization, ...): every trial would fail the same way."""
 
 
 class TrialFit:
@@ -42,6 +49,7 @@ class TrialFit:
             self.model.recipe = recipe  # type: ignore[assignment]
         else:
             adopt_recipe(self.model, recipe, replace=plan.replace, keys=plan.space.dimensions)
+        _refuse_several_optimizers(self.model)
         self.data = cfg.data_kwargs(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
         self.diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=auto_remedy,
                                    val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
@@ -95,6 +103,9 @@ class Objective:
         started = time.time()
         try:
             run.fit()
+        except MisconfigurationException as err:
+            raise ModuleRefused(f"Lightning cannot fit {type(run.model).__name__} as configured: "
+                                f"{str(err).strip().splitlines()[0]}") from None
         except SystemExit as err:
             # Lightning turns Ctrl-C into sys.exit(1) with SIGINT ignored; give Optuna the KeyboardInterrupt
             # it knows (it marks the trial failed) and let a second Ctrl-C work again.
@@ -125,6 +136,21 @@ class Objective:
         if not math.isfinite(number):
             raise optuna.TrialPruned(f"{cfg.monitor} is {number}")
         return number
+
+
+def _refuse_several_optimizers(model: pl.LightningModule) -> None:
+    """Where ``plan_search`` could not count the optimizers (``configure_optimizers`` reads the Trainer), count them
+    when Lightning asks for them: several under automatic optimization end the search with one line, as there."""
+    configure = model.configure_optimizers
+
+    def configure_optimizers(self: pl.LightningModule) -> Any:
+        conf = configure()
+        count = len(optimizers_of(conf)[0])
+        if count > 1 and self.automatic_optimization:
+            raise ModuleRefused(several_optimizers(type(self).__name__, count))
+        return conf
+
+    model.configure_optimizers = MethodType(configure_optimizers, model)  # type: ignore[method-assign]
 
 
 def trial_seed(seed: int, number: int) -> int:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from tunekit.config import RunConfig
 from tunekit.exceptions import ConfigError
 from tunekit.search import _attrs as A
 from tunekit.search._ddp import finish_leading, follow, is_follower
 from tunekit.search._lr_bounds import enqueue_suggestion, lr_ranges
-from tunekit.search._objective import MonitorNotLogged, Objective
+from tunekit.search._objective import ModuleRefused, MonitorNotLogged, Objective
 from tunekit.search._plan import SearchPlan, plan_search
 from tunekit.search._read import StudyView
 from tunekit.search._samplers import make_pruner, make_sampler
@@ -131,6 +132,10 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
             optimize_in_workers(study, plan, url, n_trials, timeout, n_jobs, heartbeat, on_trial, auto_remedy)
     except MonitorNotLogged:
         if created:
+            _remove(study, url, path, file_existed)
+        raise
+    except ModuleRefused:  # a study this run created with nothing finished in it is undone
+        if created and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials):
             _remove(study, url, path, file_existed)
         raise
     except ConfigError:
