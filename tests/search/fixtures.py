@@ -123,3 +123,25 @@ class LRsSeen(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         LRsSeen.seen.append([[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers])
+
+
+class NoValData(pl.LightningDataModule):
+    """sklearn's digits for training only: no val_dataloader."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        return DataLoader(TensorDataset(torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)),
+                          batch_size=self.batch_size, shuffle=True)
+
+
+class EmptyValData(NoValData):
+    """A validation loader with nothing in it (a split that came out empty)."""
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(torch.zeros(0, 64), torch.zeros(0, dtype=torch.long)), batch_size=64)

@@ -131,7 +131,7 @@ class RunConfig:
                    "search": self.search, "sampler": self.sampler, "pruner": self.pruner}
         return _cli.dump(self.sections, self.source) + yaml.safe_dump(tunekit, sort_keys=False)
 
-    def _trainer(self) -> pl.Trainer:
+    def resolved_trainer(self) -> pl.Trainer:
         """A Trainer built from the config's arguments (devices, strategy and limits resolved as Lightning resolves
         them); it never fits."""
         from tunekit.utilities.lightning import quiet_lightning
@@ -143,7 +143,7 @@ class RunConfig:
 
     def devices(self) -> tuple[str, int]:
         """The accelerator (``cpu``, ``cuda``, ...) and the number of processes one fit runs on (its world size)."""
-        trainer = self._trainer()
+        trainer = self.resolved_trainer()
         return type(trainer.accelerator).__name__.replace("Accelerator", "").lower(), trainer.world_size
 
     def planned_steps(self) -> int | None:
@@ -154,7 +154,7 @@ class RunConfig:
         Lightning resolves them) and the training loader as each rank sees it. None when it cannot be told (an
         iterable loader without ``max_steps``).
         """
-        trainer = self._trainer()
+        trainer = self.resolved_trainer()
         epochs = trainer.max_epochs
         if epochs is None:  # Lightning's default at fit time: 1000 epochs, or none when max_steps is set
             epochs = LIGHTNING_DEFAULT_EPOCHS if trainer.max_steps == -1 else -1

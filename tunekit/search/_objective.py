@@ -24,6 +24,7 @@ from tunekit.recipe import Recipe
 from tunekit.search import _attrs as A
 from tunekit.search._plan import SearchPlan, several_optimizers
 from tunekit.search._pruning import ValidationPruning
+from tunekit.search._validation import no_validation_after_fit
 
 
 class MonitorNotLogged(ConfigError):
@@ -130,6 +131,10 @@ class Objective:
             value = _final_train_loss(diagnoser)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            if run.pruning is not None and run.pruning.reported == 0:  # not one validation run
+                why = no_validation_after_fit(trainer, run.model, run.data.get("datamodule"))
+                raise MonitorNotLogged(f"monitor {cfg.monitor!r} was never logged in the first trial: validation "
+                                       f"never ran ({why}); logged: {logged}")
             raise MonitorNotLogged(f"monitor {cfg.monitor!r} was never logged in the first trial (logged: {logged}); "
                                    "set monitor: to one of them")
         number = float(value)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import lightning.pytorch as pl
 
 from tunekit.callbacks.adopt import optimizers_of
-from tunekit.config import RunConfig
+from tunekit.config import TRAIN_LOSS, RunConfig
 from tunekit.exceptions import ConfigError
 from tunekit.recipe import Recipe
 from tunekit.search._space import OWN_KEYS, SearchSpace
+from tunekit.search._validation import is_validation_metric, no_validation_before_fit
 
 
 @dataclass
@@ -61,7 +62,11 @@ def plan_search(config: RunConfig) -> SearchPlan:
         where = f"data: {config.data_class.__name__} takes no batch_size argument: add one to its __init__" \
             if config.data_class is not None else "the config has no data: (the module makes its own loaders)"
         raise ConfigError(f"search: batch_size is searched, but {where} or drop batch_size from search:.")
-    config.make_data()
+    data = config.make_data()
+    if config.monitor != TRAIN_LOSS and is_validation_metric(config.monitor):
+        why = no_validation_before_fit(config.resolved_trainer(), model, data)
+        if why is not None:
+            raise ConfigError(f"monitor {config.monitor!r} is logged by validation, which never runs: {why}.")
     space.total_steps = config.planned_steps()
     note = None
     if not uses_recipe:
