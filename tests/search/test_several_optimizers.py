@@ -65,3 +65,10 @@ def test_optimizers_built_from_the_trainer_are_refused_after_the_first_trial_and
                                                  "init_args": {"manual": False, "late": True}},
                     search={"lr": [1e-3, 1e-1]})
     assert line.startswith("error: BodyHead.configure_optimizers returns 2 optimizers, which Lightning trains only")
+
+
+def test_lr_auto_on_optimizers_built_from_the_trainer_is_refused_and_the_empty_study_removed(tmp_path):
+    late = {"class_path": "tests.search.fixtures.BodyHead", "init_args": {"late": True}}  # manual, 2 optimizers
+    line = _refused(tmp_path, notes=True, model=late, search={"lr": "auto"})
+    assert line.startswith("error: search: lr: auto: the LR range test cannot run on BodyHead: the LR range test "
+                           "needs one optimizer, but the module configured 2.")
