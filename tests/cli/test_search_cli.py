@@ -58,7 +58,10 @@ BAD = [
     ("bad_beta", {"search": {"beta1": [0.5, 1.2]}}, r"beta1 must be in [0, 1)"),
     ("init_arg", {"model": {"class_path": "tunekit.examples.MLP", "init_args": {"hiden": [3]}}},
      "MLP takes no argument 'hiden'"),
-    ("monitor", {"monitor": "val_los"}, "monitor 'val_los' was never logged in the first trial"),
+    ("monitor", {"monitor": "val_los", "direction": "minimize"},
+     "monitor 'val_los' was never logged in the first trial"),
+    ("direction", {"monitor": "hp_metric"}, "cannot tell from its name whether monitor 'hp_metric' is to be minimized"),
+    ("direction_both", {"monitor": "val_loss_acc"}, "names both a score (acc) and a loss (loss)"),
 ]
 
 

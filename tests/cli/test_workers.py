@@ -107,6 +107,26 @@ def test_ctrl_c_marks_the_running_trial_failed_keeps_the_rest_and_resumes(tmp_pa
     assert TrialState.RUNNING not in states and states.count(TrialState.FAIL) == 1
     kept = states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED)
     assert kept >= 1
+    said = " ".join(err.split())  # the console wraps long lines
+    assert f"interrupted: {kept} trial{'s' if kept > 1 else ''} of this run finished" in said
+    assert "The same command again adds 100 more trials to the study" in said  # what it does, said exactly
+    assert f"(--n-trials {100 - kept} runs only the ones this run had left)" in said
     again = _start(cfg, tmp_path, "--n-trials", "1", "--study-name", "c")
     again.communicate(timeout=120)
     assert again.returncode == 0 and len(_states(url, "c")) == len(states) + 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_first_trial_says_so_and_not_to_read_diagnoses(tmp_path):
+    cfg = write_config(tmp_path, **SLOW)
+    url = f"sqlite:///{tmp_path / 'tunekit.db'}"
+    proc = _start(cfg, tmp_path, "--n-trials", "5", "--study-name", "c0")
+    _wait_for(lambda: _fitting(url, "c0") == 1)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert _states(url, "c0") == [TrialState.FAIL]  # the first trial, interrupted: nothing finished
+    said = " ".join(err.split())
+    assert "interrupted before a trial finished; the running trial is marked failed" in said
+    assert "The same command again adds 5 more trials to the study." in said
+    assert "no trial completed before the interrupt" in said and "see the failed or pruned" not in said

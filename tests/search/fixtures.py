@@ -74,3 +74,74 @@ class RankWitness(pl.Callback):
                 "samples": self.samples, "steps": trainer.global_step}
         with (Path(self.folder) / f"rank{trainer.global_rank}.jsonl").open("a") as f:
             f.write(json.dumps(line) + "\n")
+
+
+class BodyHead(pl.LightningModule):
+    """A user's module with two optimizers: SGD (momentum 0.9) on the body at 0.05, Adam on the head at 1e-3, stepped
+    by hand (``manual=False`` leaves Lightning's automatic optimization on, which cannot train two optimizers).
+    ``late=True`` builds them from ``self.trainer`` (so they cannot be counted before a fit). Logs train_loss and
+    val_loss; classifies sklearn's digits (64 features, 10 classes)."""
+
+    def __init__(self, manual: bool = True, late: bool = False) -> None:
+        super().__init__()
+        self.automatic_optimization = not manual
+        self.late = late
+        self.body = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU())
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        if not self.automatic_optimization:
+            optimizers = self.optimizers()
+            for opt in optimizers:
+                opt.zero_grad()
+            self.manual_backward(loss)
+            for opt in optimizers:
+                opt.step()
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self) -> Any:
+        if self.late:
+            _ = self.trainer.max_epochs  # a module that reads its Trainer here
+        return [torch.optim.SGD(self.body.parameters(), lr=0.05, momentum=0.9),
+                torch.optim.Adam(self.head.parameters(), lr=1e-3)]
+
+
+class LRsSeen(pl.Callback):
+    """Records, at the start of each fit, every param group's LR of every optimizer: ``[[lr, ...], ...]``."""
+
+    seen: list[list[list[float]]] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        LRsSeen.seen.append([[g["lr"] for g in opt.param_groups] for opt in trainer.optimizers])
+
+
+class NoValData(pl.LightningDataModule):
+    """sklearn's digits for training only: no val_dataloader."""
+
+    def __init__(self, batch_size: int = 64) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        from sklearn.datasets import load_digits
+
+        x, y = load_digits(return_X_y=True)
+        return DataLoader(TensorDataset(torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)),
+                          batch_size=self.batch_size, shuffle=True)
+
+
+class EmptyValData(NoValData):
+    """A validation loader with nothing in it (a split that came out empty)."""
+
+    def val_dataloader(self) -> DataLoader[Any]:
+        return DataLoader(TensorDataset(torch.zeros(0, 64), torch.zeros(0, dtype=torch.long)), batch_size=64)

@@ -4,9 +4,10 @@ Two ways, as a user would do it by hand:
 
 * ``replace``: the recipe's optimizer and schedule take the place of the module's ``configure_optimizers`` (what
   LightningCLI's ``optimizer:`` section does), and its callbacks (``recipe_callbacks``) join the module's own;
-* otherwise the module keeps its own optimizer, param groups and schedulers, and only some recipe keys are set on
-  them: the LR (the groups keep their ratios to it; running schedulers are rescaled to go on from it), momentum,
-  Adam's betas, weight decay.
+* otherwise the module keeps its own optimizers, param groups and schedulers, and only some recipe keys are set on
+  them: the LR (the first optimizer's first group gets it, and every group of every optimizer is scaled by the same
+  factor, so they keep their ratios; running schedulers are rescaled to go on from it), momentum, Adam's betas,
+  weight decay.
 """
 
 from __future__ import annotations
@@ -60,13 +61,26 @@ def optimizers_of(conf: Any) -> tuple[list[torch.optim.Optimizer], list[Any]]:
     return [], []
 
 
-def set_base_lr(optimizer: torch.optim.Optimizer, schedulers: Iterable[Any], lr: float) -> None:
-    """Make ``lr`` the first group's base LR (the others keep their ratio to it), schedulers included."""
-    first = optimizer.param_groups[0]
+def set_base_lr(optimizers: Sequence[torch.optim.Optimizer], schedulers: Iterable[Any], lr: float) -> None:
+    """Make ``lr`` the first optimizer's first group's base LR, and scale every other group of every optimizer by
+    the same factor (an SGD body at 0.05 and an Adam head at 1e-3 keep their 50:1), schedulers included.
+
+    Example:
+        >>> body = torch.optim.SGD([torch.zeros(1)], lr=0.05)
+        >>> head = torch.optim.Adam([{"params": [torch.zeros(1)]}, {"params": [torch.zeros(1)], "lr": 1e-4}], lr=1e-3)
+        >>> set_base_lr([body, head], [], 0.1)
+        >>> [round(g["lr"], 6) for opt in (body, head) for g in opt.param_groups]
+        [0.1, 0.002, 0.0002]
+    """
+    if not optimizers:
+        return
+    first = optimizers[0].param_groups[0]
     base = float(first.get("initial_lr", first["lr"]))
     factor = lr / base if base > 0 else 1.0
-    apply_to_groups(optimizer, {"lr": float(first["lr"]) * factor})
-    rescale_schedule(optimizer, list(schedulers), factor)
+    for optimizer in optimizers:
+        lead = optimizer.param_groups[0]
+        apply_to_groups(optimizer, {"lr": float(lead["lr"]) * factor})  # its other groups keep their ratio to it
+        rescale_schedule(optimizer, list(schedulers), factor)
 
 
 def adopt_recipe(module: pl.LightningModule, recipe: Recipe, *, replace: bool,
@@ -97,9 +111,9 @@ def adopt_recipe(module: pl.LightningModule, recipe: Recipe, *, replace: bool,
     def configure_own(self: pl.LightningModule) -> Any:
         conf = own()
         optimizers, schedulers = optimizers_of(conf)
+        if "lr" in change:
+            set_base_lr(optimizers, schedulers, float(change["lr"]))
         for optimizer in optimizers:
-            if "lr" in change:
-                set_base_lr(optimizer, schedulers, float(change["lr"]))
             apply_to_groups(optimizer, {k: v for k, v in change.items() if k != "lr"})
         return conf
 

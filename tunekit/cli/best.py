@@ -43,8 +43,8 @@ def snippet(recipe: dict[str, Any], own_optimizer: bool) -> list[str]:
     """
     if own_optimizer:
         rest = ", ".join(f"{k}={v!r}" for k, v in recipe.items() if k not in ("lr", "batch_size"))
-        lr = f"lr={recipe['lr']!r} on the first param group (the others keep their ratio to it)" \
-            if "lr" in recipe else ""
+        lr = (f"lr={recipe['lr']!r} on the first optimizer's first param group (scale every other group of every "
+              "optimizer by the same factor)") if "lr" in recipe else ""
         batch = [f"  and batch_size={recipe['batch_size']!r} in your data module"] if "batch_size" in recipe else []
         return ["in code, keep your optimizer and set",
                 f"  in configure_optimizers: {', '.join(x for x in (lr, rest and rest + ' on every group') if x)}",

@@ -26,15 +26,18 @@ def lr_find(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Suggest a learning rate: a range test, then short confirmation runs."""
+    import lightning.pytorch as pl
+
     from tunekit.config import load_config
     from tunekit.lr_finder import lr_range_test
 
     quiet()
     cfg = load_config(config)
+    pl.seed_everything(cfg.seed, verbose=False)  # before the model and data are built: the same command, the same LR
     model = cfg.make_model()
     result = lr_range_test(model, **cfg.range_test_data(model), min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
                            sweep_steps=sweep_steps,
-                           monitor=cfg.monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
+                           monitor=cfg.range_test_monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
                            budget_steps=cfg.planned_steps(), progress=not as_json)
     saved = None
     if plot:  # '' skips it (a Path would have turned '' into '.', and the figure into ./.png)

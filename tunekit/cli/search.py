@@ -25,7 +25,8 @@ class _Progress:
         self.best: float | None = None
         self.bar = Progress(TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=messages(),
-                            disable=not enabled, transient=True)
+                            disable=not enabled or not messages().is_terminal, transient=True)  # a bar that
+        # cannot be erased (output to a file or pipe) would leave its last frame, a blank line, behind an error
         self.task = self.bar.add_task("search", total=total, info="")
 
     def note(self, message: str) -> None:
@@ -107,22 +108,42 @@ def search(
         result = summarize(StudyView.load(storage or DEFAULT_STORAGE, name), time.time() - started)
     if extra is not None:
         extra.finish(result)
+    done = sum(progress.counts.values())  # trials this run finished (the one interrupted is not among them)
     if as_json:
-        typer.echo(json.dumps({**result.to_dict(), "interrupted": interrupted}))
+        typer.echo(json.dumps({**result.to_dict(), "interrupted": interrupted, "finished_this_run": done}))
     else:
-        _print_summary(result, interrupted)
+        if interrupted:
+            messages().print(_interrupted(done, n_trials, timeout))
+        _print_summary(result, interrupted and result.complete == 0)
     if interrupted:
         raise typer.Exit(130)
     if result.complete == 0:
         raise typer.Exit(EXIT_FAILED)
 
 
-def _print_summary(result: Any, interrupted: bool) -> None:
+def _interrupted(done: int, n_trials: int | None, timeout: float | None) -> str:
+    """What an interrupt kept, and what the same command does when run again: it adds ``--n-trials`` trials (or
+    runs for ``--timeout`` seconds) to the study again, whatever the interrupted run had left.
+
+    Example:
+        >>> _interrupted(3, 10, None)
+        '[yellow]interrupted: 3 trials of this run finished and are kept[/]; the running trial is marked failed. \
+The same command again adds 10 more trials to the study (--n-trials 7 runs only the ones this run had left).'
+    """
+    trials = f"{done} trials of this run finished and are" if done != 1 else "1 trial of this run finished and is"
+    head = f"interrupted: {trials} kept" if done else "interrupted before a trial finished"
+    if n_trials is not None:
+        again = f"The same command again adds {n_trials} more trials to the study"
+        if 0 < n_trials - done < n_trials:
+            again += f" (--n-trials {n_trials - done} runs only the ones this run had left)"
+    else:
+        again = f"The same command again runs trials for another {timeout:g} s"
+    return f"[yellow]{head}[/]; the running trial is marked failed. {again}."
+
+
+def _print_summary(result: Any, interrupted_before_any: bool = False) -> None:
     from tunekit.search import family_label
 
-    if interrupted:
-        messages().print("[yellow]interrupted[/]: the running trial is marked failed, finished trials are kept; "
-                      "run the same command to resume.")
     counts = f"{result.complete} complete, {result.pruned} pruned, {result.failed} failed" + (
         f" ({result.repaired} repaired by auto-remedy)" if result.repaired else "")
     results().print(f"study [bold]{result.study_name}[/] in {result.storage}: {counts} ({result.seconds:.0f} s)")
@@ -131,7 +152,10 @@ def _print_summary(result: Any, interrupted: bool) -> None:
         pick = f"suggestion {lr['suggestion']:.3g}" if lr["suggestion"] is not None else "no suggestion"
         results().print(f"LR range test ({family_label(fam)}): {pick}, searched {low:.3g} .. {high:.3g}")
     if result.best_recipe is None:
-        results().print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
+        if interrupted_before_any:
+            results().print("no trial completed before the interrupt: no best recipe yet")
+        else:
+            results().print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
         return
     from rich.table import Table
 

@@ -6,7 +6,7 @@ model: {class_path: tunekit.examples.MLP, init_args: {hidden: [128]}}
 data: {class_path: tunekit.examples.DigitsDataModule, init_args: {batch_size: 64}}
 trainer: {max_epochs: 5}
 monitor: val_loss
-direction: minimize
+direction: minimize                         # left out: read from the monitor's name (val_acc: maximize)
 search: {optimizer: [adamw, sgd], lr: auto, batch_size: [32, 64, 128]}
 ```
 
@@ -26,6 +26,7 @@ import lightning.pytorch as pl
 
 from tunekit.config import _cli
 from tunekit.config._checks import check_optimizer_sections, check_trainer, component
+from tunekit.config._direction import infer_direction
 from tunekit.exceptions import ConfigError
 
 SHORT_RUN_TRAINER_ARGS = ("accelerator", "precision", "gradient_clip_val", "gradient_clip_algorithm",
@@ -49,6 +50,7 @@ class RunConfig:
     trainer: dict[str, Any] = field(default_factory=dict)
     monitor: str = "val_loss"
     direction: str = "minimize"
+    direction_reason: str | None = None  # why, when the direction was read from the monitor's name (None: given)
     search: dict[str, Any] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)
     sampler: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +106,13 @@ class RunConfig:
         model.prepare_data()
         return {"train_dataloaders": model.train_dataloader()}
 
+    @property
+    def range_test_monitor(self) -> str:
+        """The metric the LR range test's confirmation runs are scored on. It takes the lowest score as the best, so
+        a maximized monitor (val_acc) is not it: those runs are scored on ``val_loss`` (or, when the module logs no
+        ``val_loss``, on their training loss)."""
+        return self.monitor if self.direction == "minimize" else "val_loss"
+
     def trainer_args(self) -> dict[str, Any]:
         """The ``Trainer`` arguments the config sets, its own callbacks and logger instantiated afresh (the
         parser's filled-in defaults left out, so the caller's own defaults stand)."""
@@ -122,7 +131,7 @@ class RunConfig:
                    "search": self.search, "sampler": self.sampler, "pruner": self.pruner}
         return _cli.dump(self.sections, self.source) + yaml.safe_dump(tunekit, sort_keys=False)
 
-    def _trainer(self) -> pl.Trainer:
+    def resolved_trainer(self) -> pl.Trainer:
         """A Trainer built from the config's arguments (devices, strategy and limits resolved as Lightning resolves
         them); it never fits."""
         from tunekit.utilities.lightning import quiet_lightning
@@ -134,7 +143,7 @@ class RunConfig:
 
     def devices(self) -> tuple[str, int]:
         """The accelerator (``cpu``, ``cuda``, ...) and the number of processes one fit runs on (its world size)."""
-        trainer = self._trainer()
+        trainer = self.resolved_trainer()
         return type(trainer.accelerator).__name__.replace("Accelerator", "").lower(), trainer.world_size
 
     def planned_steps(self) -> int | None:
@@ -145,7 +154,7 @@ class RunConfig:
         Lightning resolves them) and the training loader as each rank sees it. None when it cannot be told (an
         iterable loader without ``max_steps``).
         """
-        trainer = self._trainer()
+        trainer = self.resolved_trainer()
         epochs = trainer.max_epochs
         if epochs is None:  # Lightning's default at fit time: 1000 epochs, or none when max_steps is set
             epochs = LIGHTNING_DEFAULT_EPOCHS if trainer.max_steps == -1 else -1
@@ -244,7 +253,12 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
     monitor = raw.get("monitor", "val_loss")
     if not isinstance(monitor, str) or not monitor:
         raise ConfigError(f"{source}: monitor: must name a logged metric, e.g. monitor: val_loss.")
-    direction = raw.get("direction", "minimize")
+    direction, reason = raw.get("direction"), None
+    if direction is None and "monitor" not in raw:
+        direction = "minimize"  # the default monitor, val_loss: nothing to read from a name the user did not write
+    elif direction is None:
+        direction, token = infer_direction(monitor, source)
+        reason = f"{direction} {monitor} (its name says {token}; set direction: to choose)"
     if direction not in DIRECTIONS:
         raise ConfigError(f"{source}: direction: must be minimize or maximize, but got {direction!r}.")
     sections = {}
@@ -273,9 +287,9 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
     _cli.parse(cli, source)  # types and nested class paths, as LightningCLI would check them
     optimizer = component(raw["optimizer"], "optimizer", object, source) if raw.get("optimizer") else None
     scheduler = component(raw["lr_scheduler"], "lr_scheduler", object, source) if raw.get("lr_scheduler") else None
-    return RunConfig(model_class, model_args, data_class, data_args, trainer, monitor, direction, sections["search"],
-                     sections["recipe"], sections["sampler"], sections["pruner"], seed, source, cli, optimizer,
-                     scheduler)
+    return RunConfig(model_class, model_args, data_class, data_args, trainer, monitor, direction, reason,
+                     sections["search"], sections["recipe"], sections["sampler"], sections["pruner"], seed, source, cli,
+                     optimizer, scheduler)
 
 
 def _batches_per_rank(loader: Any, world_size: int) -> int:

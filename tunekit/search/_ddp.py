@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from tunekit.recipe import Recipe
 from tunekit.search import _attrs as A
-from tunekit.search._objective import TrialFit, leader_key
+from tunekit.search._objective import TrialFit, leader_key, trial_seed
 from tunekit.search._plan import SearchPlan
 from tunekit.search._storage import open_storage
 from tunekit.utilities.lightning import quiet_lightning
@@ -43,7 +43,8 @@ def follow(plan: SearchPlan, url: str, study_name: str, *, auto_remedy: bool = F
                       if t.user_attrs.get(A.DDP_LEADER) == key and t.number not in joined), None)
         if trial is not None:
             joined.add(trial.number)
-            fit = TrialFit(plan, Recipe.from_dict(trial.user_attrs[A.RECIPE]), None, auto_remedy=auto_remedy)
+            fit = TrialFit(plan, Recipe.from_dict(trial.user_attrs[A.RECIPE]), None,
+                           seed=trial_seed(plan.config.seed, trial.number), auto_remedy=auto_remedy)
             with quiet_lightning():
                 fit.fit()
             continue

@@ -8,9 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import lightning.pytorch as pl
 import optuna
 
 from tunekit.callbacks.adopt import adopt_recipe
+from tunekit.exceptions import ConfigError
 from tunekit.lr_finder import LRRangeResult, lr_range_test
 from tunekit.recipe import SCHEDULE_FREE, Recipe
 from tunekit.search import _attrs as A
@@ -32,6 +34,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
         if stored is None:
             if note is not None:
                 note(f"LR range test for {family_label(fam)} (once per study) ...")
+            pl.seed_everything(config.seed, verbose=False)  # the model's init and its data follow the study's seed
             model = config.make_model()
             if fam != OWN:
                 recipe = range_test_recipe(space.base, fam)
@@ -40,10 +43,14 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
                 else:
                     adopt_recipe(model, recipe, replace=True)
             data = config.range_test_data(model)
-            with quiet_lightning():
-                result = lr_range_test(model, **data, monitor=config.monitor, seed=config.seed,
-                                       trainer_kwargs=config.short_run_trainer_args(),
-                                       budget_steps=config.planned_steps())
+            try:
+                with quiet_lightning():
+                    result = lr_range_test(model, **data, monitor=config.range_test_monitor, seed=config.seed,
+                                           trainer_kwargs=config.short_run_trainer_args(),
+                                           budget_steps=config.planned_steps())
+            except ValueError as err:  # what the range test cannot drive (several optimizers counted at fit time)
+                raise ConfigError(f"search: lr: auto: the LR range test cannot run on {type(model).__name__}: "
+                                  f"{str(err).strip().splitlines()[0]} Give lr: [low, high] instead.") from None
             if result.suggestion is None:  # the test never blocks the search: a wide range, narrowed by the trials
                 result.bounds = result.fallback_bounds()
                 if note is not None:

@@ -8,24 +8,32 @@ import os
 import signal
 import socket
 import time
+from types import MethodType
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import optuna
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 
 from tunekit.callbacks import Diagnoser
-from tunekit.callbacks.adopt import adopt_recipe
+from tunekit.callbacks.adopt import adopt_recipe, optimizers_of
 from tunekit.config import TRAIN_LOSS
 from tunekit.exceptions import ConfigError
 from tunekit.recipe import Recipe
 from tunekit.search import _attrs as A
-from tunekit.search._plan import SearchPlan
+from tunekit.search._plan import SearchPlan, several_optimizers
 from tunekit.search._pruning import ValidationPruning
+from tunekit.search._validation import no_validation_after_fit
 
 
 class MonitorNotLogged(ConfigError):
     """The monitored metric never appeared in the first trial: every other trial would fail the same way."""
+
+
+class ModuleRefused(ConfigError):
+    """Lightning refused to fit the module as configured (``MisconfigurationException``: several optimizers without
+    manual optimization, clipping with manual optimization, ...): every trial would fail the same way."""
 
 
 class TrialFit:
@@ -33,15 +41,16 @@ class TrialFit:
     module at the recipe's batch size, and a Trainer with the config's own callbacks and logger (made fresh), the
     Diagnoser and the pruning callback (``trial=None`` on a follower rank: it takes rank zero's decisions)."""
 
-    def __init__(self, plan: SearchPlan, recipe: Recipe, trial: optuna.Trial | None, *, auto_remedy: bool = False,
-                 extra: tuple[list[Any], Any] | None = None) -> None:
+    def __init__(self, plan: SearchPlan, recipe: Recipe, trial: optuna.Trial | None, *, seed: int,
+                 auto_remedy: bool = False, extra: tuple[list[Any], Any] | None = None) -> None:
         cfg = plan.config
-        pl.seed_everything(cfg.seed, verbose=False)  # the same init and data order for every trial
+        pl.seed_everything(seed, verbose=False)  # before the model and data are built: init and data order follow it
         self.model = cfg.make_model()
         if plan.uses_recipe:
             self.model.recipe = recipe  # type: ignore[assignment]
         else:
             adopt_recipe(self.model, recipe, replace=plan.replace, keys=plan.space.dimensions)
+        _refuse_several_optimizers(self.model)
         self.data = cfg.data_kwargs(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
         self.diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=auto_remedy,
                                    val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
@@ -87,13 +96,17 @@ class Objective:
         recipe = self.space.sample(trial)
         trial.set_user_attr(A.RECIPE, recipe.to_dict())
         extra = self.extra_callbacks(trial, recipe) if self.extra_callbacks is not None else None
-        run = TrialFit(self.plan, recipe, trial, auto_remedy=self.auto_remedy, extra=extra)
+        run = TrialFit(self.plan, recipe, trial, seed=trial_seed(cfg.seed, trial.number), auto_remedy=self.auto_remedy,
+                       extra=extra)
         if self.world_size > 1:  # the follower ranks read the recipe from here and join this fit
             trial.set_user_attr(A.DDP_LEADER, leader_key())
         trainer, diagnoser = run.trainer, run.diagnoser
         started = time.time()
         try:
             run.fit()
+        except MisconfigurationException as err:
+            raise ModuleRefused(f"Lightning cannot fit {type(run.model).__name__} as configured: "
+                                f"{str(err).strip().splitlines()[0]}") from None
         except SystemExit as err:
             # Lightning turns Ctrl-C into sys.exit(1) with SIGINT ignored; give Optuna the KeyboardInterrupt
             # it knows (it marks the trial failed) and let a second Ctrl-C work again.
@@ -118,12 +131,44 @@ class Objective:
             value = _final_train_loss(diagnoser)
         if value is None:
             logged = ", ".join(sorted(trainer.callback_metrics)) or "none"
+            if run.pruning is not None and run.pruning.reported == 0:  # not one validation run
+                why = no_validation_after_fit(trainer, run.model, run.data.get("datamodule"))
+                raise MonitorNotLogged(f"monitor {cfg.monitor!r} was never logged in the first trial: validation "
+                                       f"never ran ({why}); logged: {logged}")
             raise MonitorNotLogged(f"monitor {cfg.monitor!r} was never logged in the first trial (logged: {logged}); "
                                    "set monitor: to one of them")
         number = float(value)
         if not math.isfinite(number):
             raise optuna.TrialPruned(f"{cfg.monitor} is {number}")
         return number
+
+
+def _refuse_several_optimizers(model: pl.LightningModule) -> None:
+    """Where ``plan_search`` could not count the optimizers (``configure_optimizers`` reads the Trainer), count them
+    when Lightning asks for them: several under automatic optimization end the search with one line, as there."""
+    configure = model.configure_optimizers
+
+    def configure_optimizers(self: pl.LightningModule) -> Any:
+        conf = configure()
+        count = len(optimizers_of(conf)[0])
+        if count > 1 and self.automatic_optimization:
+            raise ModuleRefused(several_optimizers(type(self).__name__, count))
+        return conf
+
+    model.configure_optimizers = MethodType(configure_optimizers, model)  # type: ignore[method-assign]
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of trial ``number`` of a study seeded ``seed``: its own for each trial (each starts from its own
+    init and data order, so no single draw decides the study), and the same whenever the study is run again.
+
+    Example:
+        >>> trial_seed(0, 3) == trial_seed(0, 3), trial_seed(0, 3) == trial_seed(0, 4)
+        (True, False)
+        >>> trial_seed(0, 1) == trial_seed(1, 0)  # not seed + number: studies seeded 0 and 1 share no trial seed
+        False
+    """
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
 def leader_key(pid: int | None = None) -> str:

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
 from tunekit.config import RunConfig
 from tunekit.exceptions import ConfigError
 from tunekit.search import _attrs as A
 from tunekit.search._ddp import finish_leading, follow, is_follower
 from tunekit.search._lr_bounds import enqueue_suggestion, lr_ranges
-from tunekit.search._objective import MonitorNotLogged, Objective
+from tunekit.search._objective import ModuleRefused, MonitorNotLogged, Objective
 from tunekit.search._plan import SearchPlan, plan_search
 from tunekit.search._read import StudyView
 from tunekit.search._samplers import make_pruner, make_sampler
@@ -48,6 +49,10 @@ def open_study(plan: SearchPlan, storage: str | None, study_name: str, *, worker
                                 sampler=make_sampler(config.sampler, config.seed + worker),
                                 pruner=make_pruner(config.pruner), load_if_exists=True)
     created = study_name not in existing
+    if study.direction.name.lower() != config.direction:
+        raise ConfigError(f"study {study_name!r} in {mask(url)} was created to {study.direction.name.lower()} "
+                          f"{study.user_attrs.get(A.MONITOR, 'its monitor')}, but the config says {config.direction}: "
+                          "use a new --study-name (or set direction: to the study's).")
     # A resumed study must not replay the sampler's first random draws: seed it past the trials it has.
     study.sampler = make_sampler(config.sampler, config.seed + worker + RESEED_STRIDE * len(study.trials))
     recorded = study.user_attrs.get(A.SPACE)
@@ -100,11 +105,14 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
         follow(plan, url, study_name, auto_remedy=auto_remedy)
         return summarize(StudyView.load(url, study_name), time.time() - started)
     check_devices(plan, n_jobs)
-    if plan.note and note is not None:
-        note(plan.note)
     path = storage_file(url)
     file_existed = path is not None and path.exists()
     study, created = open_study(plan, storage, study_name, heartbeat=heartbeat)
+    if note is not None:  # only once the storage opened: an error there stays the one line printed
+        if plan.config.direction_reason:
+            note(f"direction: {plan.config.direction_reason}")
+        if plan.note:
+            note(plan.note)
     if not supports_heartbeat(study._storage) and note is not None:
         note(f"{mask(url)} keeps no heartbeats (Optuna has them for database storages only): the trial of a worker "
              "that is killed stays RUNNING and is not retried.")
@@ -124,6 +132,10 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
             optimize_in_workers(study, plan, url, n_trials, timeout, n_jobs, heartbeat, on_trial, auto_remedy)
     except MonitorNotLogged:
         if created:
+            _remove(study, url, path, file_existed)
+        raise
+    except ModuleRefused:  # a study this run created with nothing finished in it is undone
+        if created and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials):
             _remove(study, url, path, file_existed)
         raise
     except ConfigError:

@@ -13,6 +13,7 @@ Optuna implements heartbeats for RDB storages only: on the others a killed worke
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ HEARTBEAT_INTERVAL = 20  # seconds between a running trial's heartbeats
 GRACE_PERIOD = 60  # a trial silent this long is stale: failed and retried (the issue asks for under two minutes)
 MAX_RETRY = 3  # a stale trial is retried at most this many times
 DEFAULT_STORAGE = defaults.DEFAULT_STORAGE  # kept there so that the CLI's --help need not import Optuna
+OWN_SCHEMES = ("grpc", "redis", "rediss", "journal")  # the storages that are not a SQLAlchemy database URL
+STORAGE_KINDS = ("sqlite:///FILE.db, postgresql://USER@HOST/DB, mysql+pymysql://USER@HOST/DB, grpc://HOST:PORT, "
+                 "redis://HOST:PORT or journal:///FILE.log")
+RENAMED_SCHEMES = {"postgres": "postgresql"}  # names SQLAlchemy 1.4 dropped that Heroku and others still print
 
 
 def mask(url: str) -> str:
@@ -71,14 +76,15 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_p
     database that has none.
     """
     if "://" not in url:
-        raise StorageError(f"storage {url!r} is not a storage URL: use e.g. {DEFAULT_STORAGE}, "
-                           "postgresql://user@host/db, grpc://host:13000, redis://host:6379 or journal:///path.")
+        raise StorageError(f"storage {url!r} is not a storage URL: use {STORAGE_KINDS}.")
     path = storage_file(url)
     if path is not None and not create and not path.exists():
         raise StorageError(f"no study storage at {url}: the file {str(path)!r} does not exist.")
     if path is not None and not path.parent.exists():
         raise StorageError(f"cannot create storage {url}: the folder {str(path.parent)!r} does not exist.")
     scheme = url.split("://", 1)[0]
+    if scheme not in OWN_SCHEMES:
+        _check_dialect(url, scheme)
     try:
         if scheme == "grpc":
             return _grpc(url)
@@ -97,6 +103,26 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_p
     except Exception as err:
         reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
         raise StorageError(f"cannot open storage {mask(url)}: {reason.replace(url, mask(url))}") from None
+
+
+def _check_dialect(url: str, scheme: str) -> None:
+    """A database URL whose scheme SQLAlchemy knows (SQLAlchemy's own message names a plugin, not the URL's typo)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect()
+    except NoSuchModuleError:
+        dialect = scheme.split("+", 1)[0]
+        if dialect in RENAMED_SCHEMES:
+            fixed = RENAMED_SCHEMES[dialect] + url[len(dialect):]
+            raise StorageError(f"storage scheme {dialect}:// is not a SQLAlchemy name: write {mask(fixed)}.") from None
+        close = difflib.get_close_matches(dialect, ["sqlite", "postgresql", "mysql", *OWN_SCHEMES], n=1)
+        hint = f"did you mean {close[0]}://? " if close else ""
+        raise StorageError(f"unknown storage scheme {scheme}:// in {mask(url)}: {hint}use {STORAGE_KINDS}.") from None
+    except ArgumentError as err:
+        raise StorageError(f"storage {mask(url)} is not a valid URL ({str(err).splitlines()[0]}): use "
+                           f"{STORAGE_KINDS}.") from None
 
 
 def _grpc(url: str) -> optuna.storages.BaseStorage:
