@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml
 # same study and adds trials; `rm demo.db` starts over.
 demo: $(STAMP)
 	$(VENV)/bin/tunekit search examples/search.yaml --n-trials 12 --storage sqlite:///demo.db --study-name demo
-	$(VENV)/bin/tunekit best --storage sqlite:///demo.db --study-name demo
 	$(VENV)/bin/tunekit report --storage sqlite:///demo.db --study-name demo -o demo_report.html
+	@echo
+	@echo "next: open demo_report.html in a browser (e.g. python -m webbrowser demo_report.html);"
+	@echo "      the best recipe as YAML: .venv/bin/tunekit best --storage sqlite:///demo.db --study-name demo"
+	@echo "      your own model: copy examples/search.yaml, point model.class_path and data.class_path at your"
+	@echo "      LightningModule and DataModule, and run .venv/bin/tunekit search your.yaml --n-trials 30"
 
 demo-diagnose: $(STAMP)
 	$(PY) examples/diagnose_runs.py

@@ -83,7 +83,7 @@ class LRRangeResult:
         suggestion."""
         import matplotlib.pyplot as plt  # here, not at the top: importing it costs the CLI's --help a second
         if ax is None:
-            fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+            fig, ax = plt.subplots(figsize=(7, 5.2), dpi=110)
         else:
             fig = ax.figure
         lrs, losses = np.asarray(self.lrs), np.asarray(self.losses, dtype=float)
@@ -93,6 +93,7 @@ class LRRangeResult:
             ax.plot(lrs[finite], median_filter(losses[finite], size=MEDIAN_WIDTH, mode="nearest"), color="#1f4e99",
                     lw=2, label=f"sweep: running median of {MEDIAN_WIDTH}")
         ok = [c for c in self.candidates if np.isfinite(c.score)]
+        on = ax
         if ok:  # what decided the suggestion: each confirmation run and its score
             on = ax if self.scored_on == "train_loss" else ax.twinx()
             for rung, marker in ((0, "o"), (1, "s")):
@@ -101,29 +102,43 @@ class LRRangeResult:
                     on.scatter([c.lr for c in runs], [c.score for c in runs], marker=marker, color="#e07b00",
                                zorder=3, s=26 if rung else 18,
                                label=f"confirmation runs, rung {rung + 1} ({self.scored_on})")
-                    for c in runs:
-                        on.annotate(f"{c.score:.3g}", (c.lr, c.score), textcoords="offset points", xytext=(4, 4),
-                                    fontsize=6, color="#a35500")
+            final = sorted((c for c in ok if c.rung == max(x.rung for x in ok)), key=lambda c: c.lr)
+            for i, c in enumerate(final):  # the scores the pick was made from, labelled apart (above, below)
+                on.annotate(f"{c.score:.3g}", (c.lr, c.score), textcoords="offset points",
+                            xytext=(5, 6 if i % 2 == 0 else -11), fontsize=7, color="#a35500")
             if on is not ax:
                 on.set_ylabel(f"confirmation score ({self.scored_on})", color="#a35500", fontsize=8)
-                on.legend(fontsize=7, loc="upper right")
         if self.diverged_at:
             ax.axvline(self.diverged_at, color="#b22222", ls=":", lw=1.2, label=f"diverged at {self.diverged_at:.2g}")
         if self.suggestion is not None:
-            ax.axvline(self.suggestion, color="#2a9d3a", lw=2, label=f"suggestion {self.suggestion:.2g}")
+            from tunekit.lr_finder._range_test import TOLERANCE  # the rule lives with the algorithm
+
+            ax.axvline(self.suggestion, color="#2a9d3a", lw=2,
+                       label=f"suggestion {self.suggestion:.3g}: the lowest LR scoring within "
+                             f"{TOLERANCE:.0%} of the best")
         if self.bounds:
-            ax.axvspan(*self.bounds, color="#2a9d3a", alpha=0.08, label="search bounds")
+            ax.axvspan(*self.bounds, color="#2a9d3a", alpha=0.08,
+                       label=f"search bounds {self.bounds[0]:.2g} .. {self.bounds[1]:.2g}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
+        clipped = ""
         if finite.any():  # frame the useful part: from the lowest loss to a little above where it started
             start = float(np.max(losses[finite][:10]))
             top = min(float(np.percentile(losses[finite], 95)), 1.5 * start)
             bottom = float(losses[finite].min())
             ax.set_ylim(bottom - 0.05 * (top - bottom), top + 0.1 * (top - bottom))
+            if float(losses[finite].max()) > top + 0.1 * (top - bottom):
+                clipped = f" (loss axis cut at {top:.3g}; the sweep reached {float(losses[finite].max()):.3g})"
         ax.set_title(title or (f"LR range test: {self.steps} optimizer steps" if self.suggestion else
                                f"LR range test: no suggestion ({self.reason})"), fontsize=10)
         ax.grid(alpha=0.3, which="both", lw=0.5)
-        ax.legend(fontsize=8, loc="upper left")
+        handles, labels = ax.get_legend_handles_labels()
+        if on is not ax:
+            more = on.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        # below the axes, where it covers no point
+        ax.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                  frameon=False, title=clipped.strip(" ()") or None, title_fontsize=7)
         fig.tight_layout()
         return fig
