@@ -17,6 +17,7 @@ def _steps(rec: SignalRecorder, model: torch.nn.Module, n: int, accumulate: int 
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     x, y = torch.randn(64, 8), torch.randn(64, 4)
     reference = []
+    ratios: list[float] = []  # ||w_after - w_before|| / ||w_before|| of every step, all parameters together
     batch = 0
     for step in range(n):
         losses = []
@@ -34,11 +35,14 @@ def _steps(rec: SignalRecorder, model: torch.nn.Module, n: int, accumulate: int 
         }
         total = torch.nn.utils.get_total_norm([p.grad for p in model.parameters()]).item()
         rec.capture_gradients(step, [opt.param_groups[0]["lr"]])
+        before = torch.nn.utils.parameters_to_vector(model.parameters()).detach().clone()
         opt.step()
+        after = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+        ratios.append(float(torch.linalg.vector_norm(after - before) / torch.linalg.vector_norm(before)))
         opt.zero_grad()
         rec.capture_loss(loss.detach() / accumulate, step + 1)
         batch += 1
-        reference.append((float(np.mean(losses)), total, per_layer))
+        reference.append((float(np.mean(losses)), total, per_layer, ratios[-1]))
     return reference
 
 
@@ -56,7 +60,7 @@ def test_norms_and_loss_match_torch(accumulate):
     for j, name in enumerate(record.layer_names):  # weights only where a layer has them; LayerNorm whole
         np.testing.assert_allclose(record.layer_grad_norms[:, j], [r[2][name] for r in ref], rtol=1e-5)
     assert record.update_steps.tolist() == [0, 5]
-    assert np.all((record.update_ratio > 0) & (record.update_ratio < 1))
+    np.testing.assert_allclose(record.update_ratio, [ref[0][3], ref[5][3]], rtol=1e-4)
     assert record.initial_loss == pytest.approx(initial_loss_of(np.array([r[0] for r in ref])), rel=1e-5)
     assert record.lr.tolist() == [0.1] * 10
 
