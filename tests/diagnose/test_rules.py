@@ -292,3 +292,24 @@ def test_a_blow_up_that_leaves_dead_layers_names_them_and_is_never_recovered():
     assert finding.evidence["dead_layers"] == ["net.0", "net.1"]
     assert "net.0, net.1 get no gradient at all any more (dead units)" in finding.message
     assert "1e+27x" not in finding.message and "1.67e+27x" in finding.message  # a ratio written as a number
+
+
+def test_spikes_that_send_a_converged_loss_up_a_thousandfold_stay_a_warning():
+    """Late Adam spikes (a public report): the loss is far below its start, so a spike it shakes off would be a
+    hint; one that sends the loss up a thousandfold is not."""
+    n = 2000
+    loss = 2.0 * np.exp(-np.arange(n) / 100) + 1e-4
+    grad = np.full(n, 0.01)
+    for at in (250, 300, 700, 800):
+        grad[at] = 0.3
+    for at in (700, 800):
+        loss[at + 1: at + 6] = 1000 * loss[at - 1]  # gone again within a few steps
+    finding = check_exploding_gradients(record(loss, grad, 0.03), ADAM)
+    assert finding.severity.value == "warning"
+    assert finding.evidence["loss_jump"] == pytest.approx(1000.0, rel=0.02)
+    assert "the worst sent the loss to" in finding.message
+    mild = 2.0 * np.exp(-np.arange(n) / 100) + 1e-4
+    for at in (250, 300):  # the loss near 0.16 and 0.1 there: a 5x jump is damage, but shaken off
+        mild[at + 1: at + 6] = 5 * mild[at - 1]
+    shaken = check_exploding_gradients(record(mild, grad, 0.03), ADAM)
+    assert shaken.severity.value == "info" and shaken.evidence["loss_jump"] == pytest.approx(5.0, rel=0.05)

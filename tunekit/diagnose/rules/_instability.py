@@ -38,6 +38,8 @@ SPIKE_HISTORY = 49  # steps in that median (odd: one middle value)
 SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
 SPIKE_MIN_DAMAGE = 0.1  # ... and rose by at least 10% of the initial loss (near zero loss, 1.5x is noise)
 MIN_SPIKES = 2  # one damaging spike can be bad luck; two make a pattern
+SEVERE_LOSS_JUMP = 10.0  # a spike that sends the loss to 10x its level before it is a warning however low the loss
+# has come (near a minimum Adam's stale second moment can make 1000x jumps on a loss that looks converged)
 EARLY_FRACTION = 0.1  # "early" = the first 10% of the planned steps (the glossary's warmup span)
 EARLY_MIN_STEPS = 30  # ... but at least this many steps
 EARLY_SPIKE_FACTOR = 1.3  # early loss (smoothed) rising 30% above the initial loss is an early blow-up
@@ -293,14 +295,31 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
     still_coming = record.steps[int(spikes[-1])] >= record.steps[0] + (1 - SPIKES_LATE) * (record.last_step -
                                                                                         record.steps[0])
-    shaken_off = record.initial_loss is not None and recent < LEARNED_AFTER * record.initial_loss and not still_coming
+    jump = _worst_loss_jump(record, spikes)
+    shaken_off = record.initial_loss is not None and recent < LEARNED_AFTER * record.initial_loss and \
+        not still_coming and not jump >= SEVERE_LOSS_JUMP
     return Finding(
         FindingCode.EXPLODING_GRADIENTS, Severity.INFO if shaken_off else Severity.WARNING, int(record.steps[i]),
         f"{len(spikes)} gradient-norm spikes (up to {fmt(worst)}, {fmt(worst / base)}x the typical {fmt(base)}) "
-        f"each pushed the loss up, the first at step {int(record.steps[i])}",
-        {"spikes": len(spikes), "grad_norm_max": worst, "grad_norm_median": healthy, "lr": ctx.lr},
+        f"each pushed the loss up, the first at step {int(record.steps[i])}"
+        + (f"; the worst sent the loss to {fmt(jump)}x its level before it" if jump >= SEVERE_LOSS_JUMP else ""),
+        {"spikes": len(spikes), "grad_norm_max": worst, "grad_norm_median": healthy, "loss_jump": jump,
+         "lr": ctx.lr},
         remedies,
     )
+
+
+def _worst_loss_jump(record: RunRecord, spikes: np.ndarray) -> float:
+    """The largest rise of the loss a spike caused: the highest loss in the few steps after it over the median of
+    the losses before it."""
+    jumps = []
+    for i in spikes:
+        before = median(record.loss[max(0, i - DAMAGE_WINDOW):i])
+        after = record.loss[i:i + SPIKE_DAMAGE_LAG + 1]
+        after = after[np.isfinite(after)]
+        if len(after) and before > 0:
+            jumps.append(float(after.max()) / before)
+    return max(jumps, default=0.0)
 
 
 def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | None:
