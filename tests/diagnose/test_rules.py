@@ -313,3 +313,17 @@ def test_spikes_that_send_a_converged_loss_up_a_thousandfold_stay_a_warning():
         mild[at + 1: at + 6] = 5 * mild[at - 1]
     shaken = check_exploding_gradients(record(mild, grad, 0.03), ADAM)
     assert shaken.severity.value == "info" and shaken.evidence["loss_jump"] == pytest.approx(5.0, rel=0.05)
+
+
+def test_late_adam_spikes_in_a_run_that_had_learned_get_a_lower_beta2_first():
+    n = 2000
+    loss = 2.0 * np.exp(-np.arange(n) / 100) + 1e-4
+    grad = np.full(n, 0.01)
+    for at in (1200, 1500):
+        grad[at] = 0.3
+        loss[at + 1: at + 6] = 0.5  # past half the run, long after the loss came down
+    finding = check_exploding_gradients(record(loss, grad, 0.03, total_steps=n), ADAM)
+    assert [r.code.value for r in finding.remedies][:2] == ["lower_beta2", "lower_lr"]
+    assert finding.remedies[0].change == {"beta2": 0.99}
+    sgd = check_exploding_gradients(record(loss, grad, 0.03, total_steps=n), SGD)
+    assert sgd.remedies[0].code.value == "lower_lr"  # no second moment to go stale

@@ -22,6 +22,7 @@ from tunekit.record import RunRecord
 GROWTH_WINDOW = 5  # steps over which the pre-divergence growth of the gradient norm is measured
 LATE_DIVERGENCE_FRACTION = 0.5  # a divergence after half the planned steps is "late" (guide FAQ: stale beta2)
 LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan is unknown
+LATE_ADAM_BETA2 = 0.95  # late Adam spikes get a lower beta2 first unless it is this low already (its floor)
 DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
 DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
 WRECKING_UPDATE = 0.1  # a first update that moves the weights by 10% of their size (100x a healthy step) ...
@@ -290,8 +291,10 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     healthy = median(record.grad_norm)
     clip = R.clip_gradients(ctx, healthy)
     lower = R.lower_lr(ctx, EARLY_LR_CUT, "smaller steps keep a steep wall from throwing the weights far")
-    # the primer's order for exploding losses: lower the LR, then clip; a cause that is not the LR goes first
-    remedies = (*R.instability_causes(ctx), lower, clip)
+    # the primer's order for exploding losses: lower the LR, then clip; a cause that is not the LR goes first: for
+    # Adam spiking late in a run that had learned, its stale second moment (the guide's FAQ: lower beta2)
+    late_adam = ctx.is_adam and (ctx.beta2 or 0.999) > LATE_ADAM_BETA2 and _is_late(record, int(record.steps[i]))
+    remedies = (*R.instability_causes(ctx), *((R.lower_beta2(ctx),) if late_adam else ()), lower, clip)
     recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
     still_coming = record.steps[int(spikes[-1])] >= record.steps[0] + (1 - SPIKES_LATE) * (record.last_step -
                                                                                         record.steps[0])
