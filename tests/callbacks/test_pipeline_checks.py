@@ -21,6 +21,15 @@ STEPS = 10  # optimizer steps per fit: past every check's window (3 steps, 8 ste
 BATCH = 32
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: a second thread only waits on the first (and on a shared machine, on everyone else)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _digits() -> TensorDataset:
     X, y = load_digits(return_X_y=True)
     return TensorDataset(torch.tensor(X / 16.0, dtype=torch.float32), torch.tensor(y))
@@ -59,10 +68,10 @@ class Net(pl.LightningModule):
 
 
 def _fit(model: pl.LightningModule, data: Dataset | None = None, epochs: int = 1,
-         batches: int = STEPS) -> Diagnoser:
+         batches: int = STEPS, **settings: Any) -> Diagnoser:
     pl.seed_everything(0, verbose=False)
     loader = DataLoader(data if data is not None else _digits(), batch_size=BATCH, shuffle=True)
-    diagnoser = Diagnoser(verbose=False, save=False, probes=False)
+    diagnoser = Diagnoser(verbose=False, save=False, probes=False, **settings)
     trainer = pl.Trainer(max_epochs=epochs, limit_train_batches=batches, callbacks=[diagnoser], logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     with warnings.catch_warnings():
@@ -113,6 +122,11 @@ def test_a_layer_outside_the_graph_is_named_as_getting_no_gradient():
     assert finding.severity.value == "warning"
     assert "aux.weight, aux.bias" in finding.message and "unused or detached" in finding.message
     assert "aux.weight" in fix
+
+
+def test_the_checks_can_be_switched_off():
+    diagnoser = _fit(UnusedLayer(), pipeline_checks=False)
+    assert "pipeline_fault" not in diagnoser.diagnosis.codes and diagnoser._pipeline.faults == {}
 
 
 def test_parameters_in_no_optimizer_are_named_and_all_of_them_is_critical():

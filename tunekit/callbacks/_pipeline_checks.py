@@ -9,6 +9,10 @@
 * over the first ``FINGERPRINT_BATCHES`` batches of the first epoch: whether they are all the same
   (``repeated_batch``).
 
+The gradient checks (parameters, clearing) are skipped under DeepSpeed, FSDP and ModelParallel strategies, which
+keep gradients and optimizer state in their own flattened or sharded buffers rather than in ``param.grad`` and the
+module's own parameters.
+
 After those windows every hook returns on one flag test: nothing runs on later steps. The rules that decide and word
 each fault are in ``tunekit.diagnose.rules._pipeline``; the faults become one ``pipeline_fault`` finding.
 """
@@ -20,6 +24,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 
 from tunekit.diagnose import Finding
@@ -48,6 +53,7 @@ CHECK_AT_STEP = 3  # optimizer steps whose gradients are looked at before a para
 CLEARING_WINDOW = 8  # optimizer steps over which the clearing of gradients is watched (4 observations wanted)
 CLEARING_OBSERVATIONS = 4  # steps seen, then the watch's hook is removed
 FINGERPRINT_BATCHES = 8  # batches of the first epoch compared for "the same batch every step"
+SHARDING = (DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy)  # their optimizers hold copies or shards
 
 
 def schedule_entries(trainer: pl.Trainer) -> list[dict[str, Any]]:
@@ -98,8 +104,10 @@ class PipelineChecks:
         self.stop()
         self.active = True
         self._start = trainer.global_step
-        self._params, self._seen, self._params_checked = trainable_parameters(pl_module), set(), False
-        self._clearing_done, self._fingerprints, self._fingerprint_epoch = False, [], trainer.current_epoch
+        own_gradients = not isinstance(trainer.strategy, SHARDING)
+        self._params = trainable_parameters(pl_module) if own_gradients else []  # [] : nothing to judge
+        self._seen, self._params_checked, self._clearing_done = set(), False, not own_gradients
+        self._fingerprints, self._fingerprint_epoch = [], trainer.current_epoch
         self._add(eval_mode_fault(self._start, eval_mode_modules(pl_module, type(pl_module).__name__)),
                   schedule_interval_fault(self._start, schedule_entries(trainer)))
 
