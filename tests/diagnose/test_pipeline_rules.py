@@ -28,6 +28,8 @@ def _schedule(**kw):
     (_schedule(horizon=10), False),  # a one-cycle over the epochs, stepped per epoch: as meant
     (_schedule(horizon=10, interval="step"), True),  # ... stepped per step: done after 1% of the fit
     (_schedule(scheduler="LinearLR", horizon=200, horizon_name="total_iters"), True),  # a 200-step warmup, per epoch
+    (_schedule(scheduler="LinearLR", horizon=5, interval="step", warmup=True), False),  # a short per-step warmup
+    (_schedule(scheduler="LinearLR", horizon=10, interval="step", warmup=False), True),  # a decay over the epochs
     (_schedule(epochs=10, steps=20), False),  # 2 steps an epoch: the two scales are too close to tell
     (_schedule(frequency=50, interval="step", horizon=20), False),  # stepped every 50 steps: 20 times, as meant
     ({**_schedule(scheduler="LambdaLR"), "horizon": None, "warmup_peak": 500}, True),

@@ -10,6 +10,7 @@ from tunekit.signals._pipeline import (
     batch_fingerprint,
     eval_mode_modules,
     mark_gradients,
+    rises,
     scheduler_horizon,
     trainable_parameters,
     unlearned_parameters,
@@ -42,6 +43,8 @@ def test_scheduler_horizons_and_lambda_warmups():
     assert scheduler_horizon(sched.SequentialLR(opt, [warm, cos], milestones=[100]))[1] == 1000
     assert scheduler_horizon(sched.MultiStepLR(opt, milestones=[30, 80])) == ("last milestone", 80)
     assert scheduler_horizon(sched.StepLR(opt, step_size=10)) is None
+    assert rises(sched.LinearLR(opt, 0.01, total_iters=5)) and rises(sched.ConstantLR(opt))
+    assert not rises(sched.LinearLR(opt, 1.0, 0.01, total_iters=5)) and not rises(sched.OneCycleLR(opt, 0.1, 9))
     assert warmup_peak(lambda s: min(1.0, (s + 1) / 500), 10_000) in range(490, 560)  # probed on a log grid
     assert warmup_peak(lambda s: 0.95 ** s, 10_000) is None  # a decay is not a warmup
     assert warmup_peak(lambda s: 1 / 0 if s > 3 else 0.1, 100) is None  # a lambda that raises: no verdict

@@ -42,6 +42,7 @@ from tunekit.signals._pipeline import (
     batch_fingerprint,
     eval_mode_modules,
     mark_gradients,
+    rises,
     scheduler_horizon,
     trainable_parameters,
     unlearned_parameters,
@@ -71,7 +72,7 @@ def schedule_entries(trainer: pl.Trainer) -> list[dict[str, Any]]:
                                  "frequency": int(config.frequency), "epochs": epochs, "steps": steps}
         horizon = scheduler_horizon(scheduler)
         if horizon is not None:
-            entry.update(horizon_name=horizon[0], horizon=horizon[1])
+            entry.update(horizon_name=horizon[0], horizon=horizon[1], warmup=rises(scheduler))
         elif isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR) and config.interval == "epoch":
             entry["warmup_peak"] = warmup_peak(scheduler.lr_lambdas[0], steps)
         entries.append(entry)

@@ -158,6 +158,15 @@ def scheduler_horizon(scheduler: Any) -> tuple[str, int] | None:
     return None
 
 
+def rises(scheduler: Any) -> bool:
+    """Whether a scheduler only ramps the LR up to its base (a LinearLR from a lower factor, a ConstantLR): a
+    warmup, which does no harm when it ends early."""
+    sched = torch.optim.lr_scheduler
+    if isinstance(scheduler, sched.LinearLR):
+        return float(scheduler.end_factor) >= float(scheduler.start_factor)
+    return isinstance(scheduler, sched.ConstantLR) and float(scheduler.factor) <= 1
+
+
 def warmup_peak(multiplier: Callable[[int], float], horizon: int) -> int | None:
     """Where a LambdaLR multiplier ``m(k)`` ends its warmup: the first probed ``k`` (log-spaced up to ``horizon``)
     where it gets within 1% of its peak, when it starts below ``WARMUP_START_SHARE`` of that peak; None when it is

@@ -224,11 +224,12 @@ def schedule_mismatch(entry: Mapping[str, Any]) -> str | None:
     """Why a scheduler is stepped at the wrong interval, or None. ``entry``: ``{"scheduler", "interval"
     ("step" | "epoch"), "frequency", "epochs", "steps" (the fit's planned epochs and optimizer steps), and
     "horizon" (the scheduler steps its shape spans: OneCycleLR's total_steps, CosineAnnealingLR's T_max, ...)
-    with "horizon_name", or "warmup_peak" (the scheduler step at which a LambdaLR warmup reaches its peak)}``.
+    with "horizon_name" and "warmup" (it only ramps up to the base LR), or "warmup_peak" (the scheduler step at
+    which a LambdaLR warmup reaches its peak)}``.
 
     A schedule whose horizon is on the optimizer-step scale but which Lightning steps once an epoch runs through
     less than ``UNFINISHED_SHARE`` of itself; one on the epoch scale stepped every optimizer step finishes within
-    that share of the fit (and cosine and one-cycle then go back up or fail).
+    that share of the fit (and cosine and one-cycle then go back up or fail; a warmup that ends early is no fault).
 
     Example:
         >>> schedule_mismatch({"scheduler": "OneCycleLR", "interval": "epoch", "frequency": 1, "epochs": 10,
@@ -255,7 +256,7 @@ def schedule_mismatch(entry: Mapping[str, Any]) -> str | None:
         return (f"{label} is stepped once an epoch (interval 'epoch'): its horizon is about the fit's {steps} "
                 f"optimizer steps, but its {epochs} epochs step it {per_epoch:g} times, {per_epoch / horizon:.0%} of "
                 "the way through")
-    if interval == "step" and not nearer_steps and horizon < UNFINISHED_SHARE * per_step:
+    if interval == "step" and not nearer_steps and horizon < UNFINISHED_SHARE * per_step and not entry.get("warmup"):
         return (f"{label} is stepped every optimizer step (interval 'step'), but its horizon is about the fit's "
                 f"{epochs} epochs: it runs through itself in the first {horizon * freq} of {steps} steps")
     return None
