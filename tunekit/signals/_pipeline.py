@@ -17,7 +17,8 @@ from torch import nn
 WARMUP_START_SHARE = 0.5  # a LambdaLR multiplier starting below this share of its peak, then rising to it: a warmup
 PEAK_SHARE = 0.99  # ... and the scheduler step where it first gets within 1% of its peak is where the warmup ends
 LAMBDA_PROBES = 64  # points (log-spaced) at which a LambdaLR multiplier is evaluated
-FINGERPRINT_VALUES = 2  # per tensor of a batch: its sum and its first element
+FINGERPRINT_VALUES = 2  # per tensor of a batch: its mean (a short last batch of one repeated sample matches) and
+# its first element
 
 
 def trainable_parameters(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -93,10 +94,10 @@ def _all_tensors(batch: Any) -> Iterator[torch.Tensor]:
 
 
 def batch_fingerprint(batch: Any) -> torch.Tensor | None:
-    """A cheap summary of a batch that two different batches almost never share: per tensor (any dtype), its sum
+    """A cheap summary of a batch that two different batches almost never share: per tensor (any dtype), its mean
     and its first element, in float64, shape ``(FINGERPRINT_VALUES * tensors,)``, on the batch's device (no host
     sync); None when the batch holds no non-empty tensor."""
-    parts = [torch.stack([t.detach().sum(dtype=torch.float64), t.detach().reshape(-1)[0].to(torch.float64)])
+    parts = [torch.stack([t.detach().sum(dtype=torch.float64) / t.numel(), t.detach().reshape(-1)[0].to(torch.float64)])
              for t in _all_tensors(batch) if t.numel()]
     if not parts:
         return None

@@ -168,7 +168,7 @@ def uncleared_gradients_fault(step: int, parameter: str, carried: Sequence[bool]
 
 def repeated_batch_fault(step: int, fingerprints: Sequence[Sequence[float]]) -> PipelineFault | None:
     """The same batch every step: the first batches of an epoch (distinct batch indices) all have the same
-    fingerprint (per tensor: its sum and first element). Needs ``MIN_REPEATED_BATCHES`` batches.
+    fingerprint (per tensor: its mean and first element). Needs ``MIN_REPEATED_BATCHES`` batches.
 
     Example:
         >>> repeated_batch_fault(8, [[3.0, 1.0]] * 8).check
@@ -182,7 +182,7 @@ def repeated_batch_fault(step: int, fingerprints: Sequence[Sequence[float]]) -> 
     return PipelineFault(
         "repeated_batch", step,
         f"the training loader yields the same batch every step: the first {n} batches of the epoch are identical "
-        "(the same sums and first values in every tensor)",
+        "(the same means and first values in every tensor)",
         "Check the training Dataset and DataLoader: a __getitem__ that ignores its index (returns self.x[0] or a "
         "fixed sample), a sampler or iterator that repeats one batch, or a batch cached in the LightningModule; "
         "the model is fitting one batch, not the data.",
