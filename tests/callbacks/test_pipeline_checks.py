@@ -68,12 +68,13 @@ class Net(pl.LightningModule):
 
 
 def _fit(model: pl.LightningModule, data: Dataset | None = None, epochs: int = 1,
-         batches: int = STEPS, **settings: Any) -> Diagnoser:
+         batches: int = STEPS, trainer_args: dict | None = None, **settings: Any) -> Diagnoser:
     pl.seed_everything(0, verbose=False)
     loader = DataLoader(data if data is not None else _digits(), batch_size=BATCH, shuffle=True)
     diagnoser = Diagnoser(verbose=False, save=False, probes=False, **settings)
     trainer = pl.Trainer(max_epochs=epochs, limit_train_batches=batches, callbacks=[diagnoser], logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         **(trainer_args or {}))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*tunekit: pipeline fault.*")
         warnings.filterwarnings("ignore", ".*in eval mode at the start of training.*")
@@ -159,6 +160,29 @@ def test_gradients_never_cleared_under_manual_optimization_are_found():
     assert fault["parameter"] == "body.0.weight" and fault["steps_seen"] == 4 and fault["manual_optimization"]
     assert "body.0.weight" in finding.message and "optimizer.zero_grad()" in fix
     assert "pipeline_fault" not in _fit(ManualNet(clear=True)).diagnosis.codes
+
+
+class ManualAccumulation(Net):
+    """Two batches per optimizer step, by hand: the gradient is cleared after each step, not after each batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        optimizer = self.optimizers()
+        x, y = batch
+        self.manual_backward(F.cross_entropy(self(x), y) / 2)
+        if batch_idx % 2 == 1:
+            optimizer.step()
+            optimizer.zero_grad()
+
+
+def test_gradient_accumulation_is_not_a_gradient_left_uncleared():
+    assert "pipeline_fault" not in _fit(Net(), batches=2 * STEPS,
+                                        trainer_args={"accumulate_grad_batches": 2}).diagnosis.codes
+    diagnoser = _fit(ManualAccumulation(), batches=2 * STEPS)
+    assert "pipeline_fault" not in diagnoser.diagnosis.codes and diagnoser._pipeline._clearing_done
 
 
 def test_the_same_batch_every_step_is_found():
