@@ -125,6 +125,11 @@ def test_a_layer_outside_the_graph_is_named_as_getting_no_gradient():
     assert "aux.weight" in fix
 
 
+def test_a_fit_shorter_than_the_windows_is_judged_at_its_end():
+    finding, fault, _ = _fault(_fit(UnusedLayer(), batches=2), "no_gradient")
+    assert fault["step"] == 2 and "in the first 2 optimizer steps" in finding.message
+
+
 def test_the_checks_can_be_switched_off():
     diagnoser = _fit(UnusedLayer(), pipeline_checks=False)
     assert "pipeline_fault" not in diagnoser.diagnosis.codes and diagnoser._pipeline.faults == {}

@@ -89,6 +89,7 @@ class PipelineChecks:
         self._seen: set[str] = set()
         self._start = 0
         self._params_checked = False
+        self._marked = 0  # optimizer steps whose gradients were looked at
         self._watch: ClearingWatch | None = None
         self._clearing_done = False
         self._fingerprints: list[torch.Tensor] = []
@@ -107,7 +108,7 @@ class PipelineChecks:
         self._start = trainer.global_step
         own_gradients = not isinstance(trainer.strategy, SHARDING)
         self._params = trainable_parameters(pl_module) if own_gradients else []  # [] : nothing to judge
-        self._seen, self._params_checked, self._clearing_done = set(), False, not own_gradients
+        self._seen, self._marked, self._params_checked, self._clearing_done = set(), 0, False, not own_gradients
         self._fingerprints, self._fingerprint_epoch = [], trainer.current_epoch
         self._add(eval_mode_fault(self._start, eval_mode_modules(pl_module, type(pl_module).__name__)),
                   schedule_interval_fault(self._start, schedule_entries(trainer)))
@@ -119,6 +120,7 @@ class PipelineChecks:
         if not self._params_checked:
             if done < CHECK_AT_STEP:
                 mark_gradients(self._params, self._seen)
+                self._marked += 1
             else:
                 self._check_parameters(trainer, pl_module)
         if not self._clearing_done:
@@ -140,14 +142,17 @@ class PipelineChecks:
                 self._clearing_done = done >= CLEARING_WINDOW
                 return
             self._watch = ClearingWatch(*held)
-        watch = self._watch
-        if watch.seen >= CLEARING_OBSERVATIONS or done >= CLEARING_WINDOW:
-            watch.remove()
-            self._add(uncleared_gradients_fault(trainer.global_step, watch.name, watch.carried(),
+        if self._watch.seen >= CLEARING_OBSERVATIONS or done >= CLEARING_WINDOW:
+            self._conclude_clearing(trainer, pl_module)
+        elif self._watch.applied_by(optimizer):
+            self._watch.arm()  # this optimizer applies the watched gradient: the next backward must find it cleared
+
+    def _conclude_clearing(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._watch is not None:
+            self._watch.remove()
+            self._add(uncleared_gradients_fault(trainer.global_step, self._watch.name, self._watch.carried(),
                                                 manual=not pl_module.automatic_optimization))
-            self._watch, self._clearing_done = None, True
-        elif watch.applied_by(optimizer):
-            watch.arm()  # this optimizer applies the watched gradient: the next backward must find it cleared
+        self._watch, self._clearing_done = None, True
 
     def batch_end(self, trainer: pl.Trainer, batch: Any, batch_idx: int) -> None:
         """Fingerprint the first batches of the first epoch; compare them once enough are held or the epoch ends."""
@@ -166,7 +171,12 @@ class PipelineChecks:
         self._fingerprints, self._fingerprint_epoch = [], None
 
     def finish(self, trainer: pl.Trainer) -> None:
-        """The fit ended: compare the batches held (a fit shorter than ``FINGERPRINT_BATCHES``) and stop."""
+        """The fit ended: conclude what a fit shorter than the windows left open (the parameters, when at least one
+        step was seen; the clearing watch and the batches on what they hold) and stop."""
+        if not self._params_checked and self._marked:
+            self._check_parameters(trainer, trainer.lightning_module)
+        if self._watch is not None:
+            self._conclude_clearing(trainer, trainer.lightning_module)
         if self._fingerprint_epoch is not None:
             self._compare_batches(trainer)
         self.stop()
