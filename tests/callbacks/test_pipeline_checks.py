@@ -190,6 +190,22 @@ def test_gradient_accumulation_is_not_a_gradient_left_uncleared():
     assert "pipeline_fault" not in diagnoser.diagnosis.codes and diagnoser._pipeline._clearing_done
 
 
+class ManualScheduled(ManualNet):
+    """Steps a per-step cosine itself, every batch: Lightning's interval (left at "epoch") plays no part."""
+
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.1)
+        steps = self.trainer.estimated_stepping_batches
+        return [optimizer], [torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)]
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.lr_schedulers().step()
+
+
+def test_a_schedule_stepped_by_hand_is_not_judged_by_its_interval():
+    assert "pipeline_fault" not in _fit(ManualScheduled(clear=True), epochs=3).diagnosis.codes
+
+
 def test_the_same_batch_every_step_is_found():
     finding, fault, fix = _fault(_fit(Net(), OneSample(_digits())), "repeated_batch")
     assert fault["batches"] == 8 and "same batch every step" in finding.message and "__getitem__" in fix

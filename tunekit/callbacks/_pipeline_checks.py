@@ -59,7 +59,11 @@ SHARDING = (DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy)  # their opt
 
 def schedule_entries(trainer: pl.Trainer) -> list[dict[str, Any]]:
     """Each LR scheduler's interval, frequency and horizon (or LambdaLR warmup end) with the fit's planned epochs
-    and optimizer steps, for ``schedule_interval_fault``."""
+    and optimizer steps, for ``schedule_interval_fault``; none under manual optimization, where the module steps its
+    schedulers itself and Lightning ignores the interval."""
+    module = trainer.lightning_module
+    if module is None or not module.automatic_optimization:
+        return []
     steps = planned_steps(trainer)
     batches = trainer.num_training_batches
     if not steps or not isinstance(batches, int) or not math.isfinite(batches) or batches < 1:
