@@ -35,6 +35,7 @@ def test_ddp_healthy_run_completes(tmp_path):
     rank0, rank1 = _run(tmp_path, 0.05)
     assert rank0["global_step"] == rank1["global_step"] == 4 * 12  # 1437 examples / 2 ranks / 64 per batch
     assert "divergence" not in rank0["codes"]
+    assert "pipeline_fault" not in rank0["codes"] + rank1["codes"]  # DDP-wrapped parameters, hooks and loaders
 
 
 @pytest.mark.slow

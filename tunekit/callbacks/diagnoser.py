@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from tunekit.callbacks._base import Monitor
 from tunekit.callbacks._context import read_context
+from tunekit.callbacks._pipeline_checks import PipelineChecks
 from tunekit.callbacks._probing import Prober
 from tunekit.callbacks._remedy import AutoRemedy
 from tunekit.callbacks._reporters import reporters_for
@@ -62,6 +64,10 @@ class Diagnoser(Monitor):
             ``tunekit.callbacks._remedy``); each intervention is listed in the diagnosis (``interventions``). One
             in-memory copy of the weights and optimizer state is kept for it.
         max_interventions: the most interventions in one fit.
+        pipeline_checks: look at the training program early in the fit (see ``tunekit.callbacks._pipeline_checks``):
+            trainable parameters that get no gradient or are in no optimizer, gradients never cleared, the same
+            batch every step, modules in eval mode, a scheduler stepped at the wrong interval; one
+            ``pipeline_fault`` finding names the objects at fault. Nothing runs after the first few steps.
         dirpath: where to write ``diagnosis.json``; defaults to ``<trainer.log_dir>/tunekit``. ``None`` with
             ``save=False`` writes nothing.
         save: write ``diagnosis.json`` at the end of the fit.
@@ -94,6 +100,7 @@ class Diagnoser(Monitor):
         curvature: bool = True,
         auto_remedy: bool = False,
         max_interventions: int = 3,
+        pipeline_checks: bool = True,
         flush_every: int = 64,
         update_ratio_every: int = 100,
     ) -> None:
@@ -111,6 +118,8 @@ class Diagnoser(Monitor):
         self.auto_remedy = auto_remedy
         self._remedy = AutoRemedy(max_interventions)
         self.check_every_n_steps = check_every_n_steps
+        self.pipeline_checks = pipeline_checks
+        self._pipeline = PipelineChecks()
         self.stop_on_critical = stop_on_critical
         self.val_metric = val_metric
         self.dirpath = Path(dirpath) if dirpath is not None else None
@@ -178,6 +187,14 @@ class Diagnoser(Monitor):
             self._prober.start(trainer, pl_module)
         if self.auto_remedy:
             self._remedy.start(trainer, pl_module)
+        if self.pipeline_checks:
+            self._pipeline.start(trainer, pl_module)
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        super().on_before_optimizer_step(trainer, pl_module, optimizer)
+        if self._pipeline.active:  # the first few steps only
+            self._pipeline.before_optimizer_step(trainer, pl_module, optimizer)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
@@ -187,6 +204,8 @@ class Diagnoser(Monitor):
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self._pipeline.active:
+            self._pipeline.batch_end(trainer, batch, batch_idx)
         if not (self.probes and self.attached):
             return
         self._prober.hold(trainer, batch)
@@ -226,7 +245,8 @@ class Diagnoser(Monitor):
                                f"{dict(event.change)} and carried on")
             else:
                 self._remedy.keep(trainer, pl_module, diagnosis, record)
-        self._diagnosis = Diagnosis(diagnosis.findings, self._remedy.events)
+        pipeline = self._pipeline.finding()
+        self._diagnosis = Diagnosis((*diagnosis.findings, *([pipeline] if pipeline else [])), self._remedy.events)
         record = full
         for reporter in self._reporters:
             (reporter.on_check if may_stop else reporter.on_end)(trainer, record, self._diagnosis)
@@ -247,6 +267,7 @@ class Diagnoser(Monitor):
             logger.log_metrics({"tunekit/intervention": 1.0}, step=event.step)
 
     def on_finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._pipeline.finish(trainer)
         self._check(trainer, pl_module, may_stop=False)
         directory = self.dirpath
         if directory is None and self.save:
@@ -267,6 +288,7 @@ class Diagnoser(Monitor):
         state["monitors"] = {type(m).__name__: m.state_dict() for m in self._own}
         state["probes"] = self._prober.state_dict()
         state["auto_remedy"] = self._remedy.state_dict()
+        state["pipeline"] = self._pipeline.state_dict()
         return state
 
     def load_state_dict(self, state_dict: Any) -> None:
@@ -278,3 +300,8 @@ class Diagnoser(Monitor):
             monitor.load_state_dict(saved.get(type(monitor).__name__, {}))
         self._prober.load_state_dict(state_dict.get("probes", {}))
         self._remedy.load_state_dict(state_dict.get("auto_remedy", {}))
+        self._pipeline.load_state_dict(state_dict.get("pipeline", {}))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().teardown(trainer, pl_module, stage)
+        self._pipeline.stop()  # also after a fit that raised

@@ -41,6 +41,7 @@ class FindingCode(_Code):
     """What is wrong with a run. The order here is the order findings of equal severity are listed in."""
 
     DATA_FAULT = "data_fault"
+    PIPELINE_FAULT = "pipeline_fault"
     DIVERGENCE = "divergence"
     EXPLODING_GRADIENTS = "exploding_gradients"
     VANISHING_GRADIENTS = "vanishing_gradients"
