@@ -10,6 +10,7 @@ import numpy as np
 
 BLUE, ORANGE, GREEN, GREY, RED, GOLD, CYAN = "#1f4e99", "#e07b00", "#2a9d3a", "#9aa3ad", "#c0392b", "#d4a017", "#2b8cbe"
 SEVERITY_COLOR = {"critical": RED, "warning": GOLD, "info": CYAN}
+OFF_CHART = 100.0  # a loss above 100x the 90th percentile of the run's losses is cut off the loss axis (and said)
 
 
 def _plt() -> Any:
@@ -38,10 +39,17 @@ def history(trials: list[dict[str, Any]], monitor: str, minimize: bool) -> str:
     done = [t for t in trials if t["state"] == "complete" and t["value"] is not None]
     pruned = [t for t in trials if t["state"] == "pruned" and t.get("last") is not None]
     if pruned:
-        # A diverged trial's last value can be 1e14: drawn at the chart's edge, not stretching the axis.
+        # A diverged trial's last value can be 1e14: drawn at the chart's edge (a triangle, said in the legend), not
+        # stretching the axis.
         cap = 3 * max((abs(t["value"]) for t in done), default=1.0)
-        ys = [min(t["last"], cap) if math.isfinite(t["last"]) else cap for t in pruned]
-        ax.scatter([t["number"] for t in pruned], ys, marker="x", color=GREY, s=22, label="pruned (last value)")
+        inside = [t for t in pruned if math.isfinite(t["last"]) and t["last"] <= cap]
+        beyond = [t for t in pruned if t not in inside]
+        if inside:
+            ax.scatter([t["number"] for t in inside], [t["last"] for t in inside], marker="x", color=GREY, s=22,
+                       label="pruned (its last value)")
+        if beyond:
+            ax.scatter([t["number"] for t in beyond], [cap] * len(beyond), marker="^", color=GREY, s=26,
+                       label=f"pruned, last value above {cap:.3g} (off the chart)")
     if done:
         ax.scatter([t["number"] for t in done], [t["value"] for t in done], color=BLUE, s=22, zorder=3,
                    label="complete")
@@ -94,10 +102,16 @@ def curves(series: dict[str, Any], findings: list[dict[str, Any]], title: str, l
         val = [np.nan if v is None else v for v in series["val_loss"]]
         ax.plot(series["val_steps"], val, color=ORANGE, marker="o", ms=3, lw=1.2, label="validation loss")
     finite = loss[np.isfinite(loss)]
+    note = ""
     if len(finite) and finite.min() > 0 and finite.max() / finite.min() > 30:
         ax.set_yscale("log")
+    if len(finite) > 10 and finite.max() > OFF_CHART * np.percentile(finite, 90):
+        # one blow-up to 1e25 would flatten everything else: the axis is cut and the title says where
+        top = OFF_CHART * float(np.percentile(finite, 90))
+        ax.set_ylim(top=top)
+        note = f" (loss axis cut at {top:.3g}; it reached {finite.max():.3g})"
     ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.set_title(title + note, fontsize=10, loc="left", pad=26 if findings or interventions else 6)
     ax.legend(fontsize=8, frameon=False, loc="upper right")
     ax = axes[1]
     ax.plot(steps, grad, color=ORANGE, lw=1.2, label="global gradient norm")
@@ -108,24 +122,26 @@ def curves(series: dict[str, Any], findings: list[dict[str, Any]], title: str, l
         ax = axes[2]
         cmap = plt.get_cmap("viridis")
         names = list(series["layers"])
+        table = {name: np.asarray([np.nan if v is None else v for v in series["layers"][name]], dtype=float)
+                 for name in names}
+        positive = [v[v > 0] for v in table.values() if (v > 0).any()]
+        floor = min(float(v.min()) for v in positive) if positive else 1.0
         for i, name in enumerate(names):
-            values = np.asarray([np.nan if v is None else v for v in series["layers"][name]], dtype=float)
-            ax.plot(steps, np.where(values > 0, values, np.nan), lw=1, color=cmap(i / max(1, len(names) - 1)),
-                    label=name)
-        ax.set_yscale("log")
-        ax.set_ylabel("per layer")
-        ax.legend(fontsize=7, frameon=False, ncol=min(4, len(names)), loc="lower left")
+            ax.plot(steps, table[name], lw=1, color=cmap(i / max(1, len(names) - 1)), label=name)
+        # a layer with no gradient at all (dead units) has norm 0: a log axis would drop it, so the axis is
+        # linear below the smallest positive norm and a zero shows as the bottom line
+        ax.set_yscale("symlog", linthresh=floor)
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("per layer (0: no gradient)" if any((v == 0).any() for v in table.values()) else "per layer")
+        ax.legend(fontsize=7, frameon=False, ncol=min(4, len(names)), loc="best")
     axes[-1].set_xlabel("optimizer step")
-    for f in findings:
-        color = SEVERITY_COLOR.get(f["severity"], GREY)
+    # each finding and intervention named above the chart, level, in a row of its own when two would overlap
+    marks = [(f["step"], f["code"], SEVERITY_COLOR.get(f["severity"], GREY), "--") for f in findings]
+    marks += [(e["step"], str(e["remedy"]), GREEN, "-.") for e in interventions or []]
+    for row, (step, label, color, style) in enumerate(sorted(marks, key=lambda m: m[0])):
         for a in axes:
-            a.axvline(f["step"], color=color, lw=1.2, ls="--")
-        axes[0].annotate(f["code"], (f["step"], 1.0), xycoords=("data", "axes fraction"), color=color, fontsize=8,
-                         rotation=90, va="top", ha="right")
-    for event in interventions or []:
-        for a in axes:
-            a.axvline(event["step"], color=GREEN, lw=1.6, ls="-.")
-        axes[0].annotate(f"{event['remedy']}", (event["step"], 0.0), xycoords=("data", "axes fraction"), color=GREEN,
-                         fontsize=8, rotation=90, va="bottom", ha="left")
+            a.axvline(step, color=color, lw=1.4, ls=style)
+        axes[0].annotate(label, (step, 1.0), xycoords=("data", "axes fraction"), xytext=(2, 2 + 9 * (row % 2)),
+                         textcoords="offset points", color=color, fontsize=7, va="bottom", ha="left")
     fig.tight_layout()
     return svg(fig)
