@@ -66,7 +66,7 @@ def main() -> None:
     for name, log in runs.items():
         print(f"{name:<36} final val_loss {log.vals[-1]:.4f} (best {min(log.vals):.4f})")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=100)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), dpi=100)
     result.plot(ax=axes[0], title=f"LR range test: suggestion {peak:.3g}")
     for name, log in runs.items():
         axes[1].plot(*zip(*log.lrs, strict=True), label=name)
