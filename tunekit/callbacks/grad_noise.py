@@ -35,7 +35,7 @@ class GradientNoise(Callback):
         >>> trainer = pl.Trainer(max_steps=100, callbacks=[GradientNoise(0.01)])  # doctest: +SKIP
     """
 
-    def __init__(self, std: float) -> None:
+    def __init__(self, std: float = 0.1) -> None:  # 0.1: variance 0.01, the smallest eta Neelakantan et al. tried
         if not std > 0:
             raise ConfigError(f"std must be > 0, but got {std=}.")
         self.std = float(std)

@@ -19,6 +19,9 @@ class PlateauResume(Callback):
     each ``ReduceLROnPlateau`` (and its optimizer's LRs) as they will be once it has seen this epoch's metric; the
     running fit is left as it was (its scheduler takes that step itself a moment later)."""
 
+    def __init__(self) -> None:  # no arguments (an explicit signature LightningCLI can read)
+        super().__init__()
+
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            checkpoint: dict[str, Any]) -> None:
         if "lr_schedulers" not in checkpoint or not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:

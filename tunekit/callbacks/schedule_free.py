@@ -42,6 +42,9 @@ class ScheduleFreeModes(Callback):
     Optimizers without the switch are left alone, so the callback is harmless with any other optimizer.
     """
 
+    def __init__(self) -> None:  # no arguments (an explicit signature LightningCLI can read)
+        super().__init__()
+
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
         for optimizer in _schedule_free(trainer):

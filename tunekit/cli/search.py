@@ -153,7 +153,7 @@ def _print_summary(result: Any, interrupted_before_any: bool = False) -> None:
         results().print(f"LR range test ({family_label(fam)}): {pick}, searched {low:.3g} .. {high:.3g}")
     if result.best_recipe is None:
         if interrupted_before_any:
-            results().print("no trial completed before the interrupt: no best recipe yet")
+            messages().print("no trial completed before the interrupt: no best recipe yet")
         else:
             results().print("[red]no trial finished[/]: see the failed or pruned trials' diagnoses")
         return
