@@ -196,11 +196,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--pruner", default=None, help="tunekit's pruner: section (name), to compare defaults")
+    parser.add_argument("--pruner", default=None,
+                        help="tunekit's pruner: section (a name, or JSON with its options), to compare settings")
     parser.add_argument("--tpe-startup", type=int, default=None, help="tunekit's TPE n_startup_trials")
     args = parser.parse_args()
     global OVERRIDES
-    OVERRIDES = {**({"pruner": {"name": args.pruner}} if args.pruner else {}),
+    pruner = json.loads(args.pruner) if args.pruner and args.pruner.startswith("{") else {"name": args.pruner}
+    OVERRIDES = {**({"pruner": pruner} if args.pruner else {}),
                  **({"sampler": {"name": "tpe", "n_startup_trials": args.tpe_startup}} if args.tpe_startup else {})}
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
