@@ -199,11 +199,13 @@ def main() -> None:
     parser.add_argument("--pruner", default=None,
                         help="tunekit's pruner: section (a name, or JSON with its options), to compare settings")
     parser.add_argument("--tpe-startup", type=int, default=None, help="tunekit's TPE n_startup_trials")
+    parser.add_argument("--sampler", default=None, help="tunekit's sampler: section as JSON (replaces --tpe-startup)")
     args = parser.parse_args()
     global OVERRIDES
     pruner = json.loads(args.pruner) if args.pruner and args.pruner.startswith("{") else {"name": args.pruner}
     OVERRIDES = {**({"pruner": pruner} if args.pruner else {}),
-                 **({"sampler": {"name": "tpe", "n_startup_trials": args.tpe_startup}} if args.tpe_startup else {})}
+                 **({"sampler": {"name": "tpe", "n_startup_trials": args.tpe_startup}} if args.tpe_startup else {}),
+                 **({"sampler": json.loads(args.sampler)} if args.sampler else {})}
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
