@@ -42,6 +42,8 @@ from tunekit.search import run_search  # noqa: E402
 from tunekit.utilities.lightning import quiet_lightning  # noqa: E402
 
 RECOVERED = 0.8  # a critical trial refitted without the stop "recovered" below 80% of its initial val loss
+NEAR_BEST = 0.01  # a pruned trial refitted to its end "would have counted" within 1% of the study's best (issue 24)
+REFIT_LIMIT = 8  # pruned trials refitted per study (the last ones: TPE's best guesses), to keep a run short
 
 
 def _samples(trainer: pl.Trainer, batch_size: int) -> int:
@@ -160,18 +162,50 @@ def critical_refits(task: Task, seed: int, study: optuna.Study) -> tuple[int, in
     return count, recovered
 
 
+def pruned_refits(task: Task, seed: int, study: optuna.Study) -> tuple[int, int]:
+    """The last ``REFIT_LIMIT`` trials the pruner stopped (not the Diagnoser), fitted again to their end as the
+    study would have (same recipe, same trial seed): (how many refitted, how many ended within ``NEAR_BEST`` of the
+    study's best)."""
+    from tunekit.search import plan_search
+    from tunekit.search._objective import TrialFit, trial_seed
+
+    plan = plan_search(parse_config(config_of(task, seed)))
+    best = study.best_value
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED and t.intermediate_values
+              and not any(f["severity"] == "critical"
+                          for f in (t.user_attrs.get("diagnosis") or {}).get("findings", []))]
+    near = 0
+    for t in pruned[-REFIT_LIMIT:]:
+        run = TrialFit(plan, Recipe.from_dict(t.user_attrs["recipe"]), None, seed=trial_seed(seed, t.number))
+        with quiet_lightning():
+            run.fit()
+        end = float(run.trainer.callback_metrics.get("val_loss", math.nan))
+        near += int(math.isfinite(end) and end <= best + NEAR_BEST * abs(best))
+    return len(pruned[-REFIT_LIMIT:]), near
+
+
+def _spread(values: list[float]) -> str:
+    """Mean +- sample standard deviation over seeds, and the range."""
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4g} +- {sd:.2g} [{min(values):.4g}, {max(values):.4g}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="*", default=None)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--pruner", default=None, help="tunekit's pruner: section (name), to compare defaults")
+    parser.add_argument("--pruner", default=None,
+                        help="tunekit's pruner: section (a name, or JSON with its options), to compare settings")
     parser.add_argument("--tpe-startup", type=int, default=None, help="tunekit's TPE n_startup_trials")
+    parser.add_argument("--sampler", default=None, help="tunekit's sampler: section as JSON (replaces --tpe-startup)")
     args = parser.parse_args()
     global OVERRIDES
-    OVERRIDES = {**({"pruner": {"name": args.pruner}} if args.pruner else {}),
-                 **({"sampler": {"name": "tpe", "n_startup_trials": args.tpe_startup}} if args.tpe_startup else {})}
+    pruner = json.loads(args.pruner) if args.pruner and args.pruner.startswith("{") else {"name": args.pruner}
+    OVERRIDES = {**({"pruner": pruner} if args.pruner else {}),
+                 **({"sampler": {"name": "tpe", "n_startup_trials": args.tpe_startup}} if args.tpe_startup else {}),
+                 **({"sampler": json.loads(args.sampler)} if args.sampler else {})}
     warnings.filterwarnings("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -196,6 +230,7 @@ def main() -> None:
                 target = p[-1][2]
                 reached = next(((s, sec, i + 1) for i, (s, sec, b) in enumerate(t) if b <= target), None)
                 crit, rec = critical_refits(task, seed, ours)
+                refit, near = pruned_refits(task, seed, ours)
                 row = {"task": task.name, "held_out": task.held_out, "seed": seed, "plain_best": target,
                        "plain_samples": p[-1][0], "plain_seconds": p[-1][1], "ours_best": t[-1][2],
                        "ours_samples_total": t[-1][0], "reached_trial": reached[2] if reached else None,
@@ -203,14 +238,16 @@ def main() -> None:
                        "time_share": (reached[1] if reached else t[-1][1]) / p[-1][1],
                        "pruned_plain": sum(x.state == TrialState.PRUNED for x in plain.trials),
                        "pruned_ours": sum(x.state == TrialState.PRUNED for x in ours.trials),
-                       "critical_refits": crit, "recovered": rec, "range_samples": range_samples}
+                       "critical_refits": crit, "recovered": rec, "range_samples": range_samples,
+                       "pruned_refits": refit, "pruned_near_best": near, "wall_seconds": time.time() - started}
                 rows.append(row)
                 say(f"{task.name:<17} seed {seed}: plain best {target:.4g} ({p[-1][0]:,} samples, "
                     f"{row['pruned_plain']} pruned); tunekit best {t[-1][2]:.4g} ({row['pruned_ours']} pruned), "
                     + (f"reached plain's best at trial {reached[2]} with {row['sample_share']:.2f} of its samples, "
                        f"{row['time_share']:.2f} of its time" if reached else
                        f"did not reach it ({row['sample_share']:.2f} of plain's samples spent)")
-                    + f"; critical refits {crit} ({rec} recovered)  [{time.time() - started:.0f}s]")
+                    + f"; critical refits {crit} ({rec} recovered); pruned refits {refit} ({near} within 1% of "
+                    f"the best)  [{time.time() - started:.0f}s]")
     if not rows:
         return
     say("")
@@ -226,6 +263,15 @@ def main() -> None:
             f"{sum(r['reached_trial'] is not None for r in group):>6}/{len(group)}"
             f"{sum(r['pruned_plain'] for r in group):>7}/{sum(r['pruned_ours'] for r in group):<4}"
             f"{sum(r['recovered'] for r in group):>10}/{sum(r['critical_refits'] for r in group)}")
+    for name in dict.fromkeys(r["task"] for r in rows):  # the spread between seeds behind each mean
+        group = [r for r in rows if r["task"] == name]
+        say(f"{name}: plain best {_spread([r['plain_best'] for r in group])}, tunekit best "
+            f"{_spread([r['ours_best'] for r in group])}, samples share {_spread([r['sample_share'] for r in group])}, "
+            f"time share {_spread([r['time_share'] for r in group])}, plain wall "
+            f"{_spread([r['plain_seconds'] for r in group])} s, suite wall "
+            f"{_spread([r['wall_seconds'] for r in group])} s; "
+            f"pruned trials refitted {sum(r['pruned_refits'] for r in group)}, within 1% of the best "
+            f"{sum(r['pruned_near_best'] for r in group)}")
     for label, group in (("development", [r for r in rows if not r["held_out"]]),
                          ("held out (*)", [r for r in rows if r["held_out"]])):
         if group:

@@ -17,7 +17,8 @@ def test_a_one_epoch_study_prunes_a_clearly_bad_trial_at_a_validation_before_its
     config = parse_config({
         "model": {"class_path": "tunekit.examples.MLP", "init_args": {"hidden": [32]}},
         "data": {"class_path": "tunekit.examples.DigitsDataModule", "init_args": {"batch_size": 16}},
-        "trainer": ONE_EPOCH, "search": {"optimizer": ["adam"], "lr": [1e-7, 0.05]}})
+        "trainer": ONE_EPOCH, "search": {"optimizer": ["adam"], "lr": [1e-7, 0.05]},
+        "pruner": {"name": "median"}})  # Optuna's median rule judges by the enqueued trials too (the default won't)
     url = f"sqlite:///{tmp_path}/prune.db"
     study = optuna.create_study(study_name="prune", storage=url)
     for lr in (0.01, 0.01, 0.01, 1e-7):  # three good trials the median pruner compares against, then a dead one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from tunekit.search._storage import (
     HEARTBEAT_INTERVAL,
     mask,
     open_storage,
+    release,
     storage_file,
     supports_heartbeat,
 )
@@ -71,11 +73,17 @@ def optimize(study: optuna.Study, plan: SearchPlan, n_trials: int | None, timeou
     """Run trials in this process."""
     objective = Objective(plan, extra_callbacks=extra_callbacks, auto_remedy=auto_remedy,
                           world_size=plan.world_size)
+    # Optuna's gc after each trial frees a fit's reference cycles (Trainer <-> callbacks, CUDA memory with them)
+    # before the next one; with the objects alive before the first trial frozen out of the collector (imports, the
+    # range test), it scans only what the trials made: ~0.5 s a trial less on a CPU fit of a second.
+    gc.collect()
+    gc.freeze()
     try:
         with quiet_lightning():
             study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(),
                            callbacks=[on_trial] if on_trial else None, gc_after_trial=True)
     finally:
+        gc.unfreeze()
         if plan.world_size > 1:
             finish_leading(study)
 
@@ -153,4 +161,5 @@ def _remove(study: optuna.Study, url: str, path: Path | None, file_existed: bool
     if path is not None and not file_existed and path.exists():
         with contextlib.suppress(Exception):
             if not optuna.study.get_all_study_summaries(storage):
+                release(storage)
                 path.unlink()

@@ -92,12 +92,15 @@ def open_storage(url: str, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_p
             return _redis(url)
         if scheme == "journal":
             return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-        return optuna.storages.RDBStorage(
+        rdb = optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period,
             failed_trial_callback=None,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
             engine_kwargs=_engine_kwargs(url), skip_table_creation=not create,
         )
+        if path is not None and create:
+            _write_ahead(rdb)
+        return rdb
     except StorageError:
         raise
     except Exception as err:
@@ -148,6 +151,33 @@ def _redis(url: str) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalRedisBackend
 
     return optuna.storages.JournalStorage(JournalRedisBackend(url))
+
+
+SQLITE_PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")  # SQLite's write-ahead log, synced at
+# checkpoints: a commit costs ~0.03 ms instead of ~15 ms (an fsync each); a crash of the process loses nothing, a power
+# loss at most the last commits, never the file (sqlite.org/wal.html). A trial makes ~25 commits (its params, each
+# validation's value, its attributes): ~0.4 s a trial before. WAL needs the file on a local disk (not NFS).
+
+
+def _write_ahead(rdb: optuna.storages.RDBStorage) -> None:
+    """Open every later connection of ``rdb``'s SQLite file with ``SQLITE_PRAGMAS``."""
+    from sqlalchemy import event
+
+    def pragmas(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    event.listen(rdb.engine, "connect", pragmas)
+    rdb.engine.dispose()  # the connections Optuna opened to create its tables are reopened with the pragmas
+
+
+def release(storage: optuna.storages.BaseStorage) -> None:
+    """Close a storage's pooled database connections (SQLite removes its -wal and -shm files with the last one)."""
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 def _engine_kwargs(url: str) -> dict[str, Any]:
