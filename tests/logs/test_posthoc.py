@@ -74,7 +74,7 @@ def test_a_wandb_offline_run_directory_is_read_with_wandbs_own_reader(tmp_path, 
     clip = next(r for r in data["findings"][0]["remedies"] if r["code"] == "clip_gradients")
     assert clip["change"] == {} and "gradient norm was not logged" in clip["message"]
     assert "lr" not in data["findings"][0]["evidence"] and " nan" not in data["findings"][0]["message"]
-    text = runner.invoke(app, ["diagnose", str(tmp_path / "wandb")]).stderr  # the table: a remedy without a change
+    text = runner.invoke(app, ["diagnose", str(tmp_path / "wandb")]).stdout  # the table: a remedy without a change
     assert "(see message)" not in text and "clip_gradients: Clip" in text  # shows its message
 
 
