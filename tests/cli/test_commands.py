@@ -11,8 +11,8 @@ import optuna
 import pytest
 from typer.testing import CliRunner
 
+from tests.cli.helpers import run_in
 from tests.search.helpers import write_config
-from tunekit.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -27,17 +27,6 @@ def _tunekit(args, cwd, bin_dir):
     return subprocess.run([sys.executable, str(script), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
                                             "PYTHONDONTWRITEBYTECODE": "1"})  # no __pycache__ in their folder
-
-
-def _in(cwd, args):
-    import os
-
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def test_help_imports_nothing_heavy_and_shows_no_type_on_flags():
@@ -89,7 +78,7 @@ def test_a_module_that_cannot_be_imported_says_how_to_fix_it_in_one_line(project
 
 def test_lr_find_with_an_empty_plot_writes_nothing_and_puts_the_result_on_stdout(tmp_path):
     cfg = write_config(tmp_path)
-    result = _in(tmp_path, ["lr-find", cfg.name, "--plot", "", "--max-steps", "60", "--sweep-steps", "20"])
+    result = run_in(tmp_path, ["lr-find", cfg.name, "--plot", "", "--max-steps", "60", "--sweep-steps", "20"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [cfg.name]  # no ./.png
     assert re.fullmatch(r"suggested lr \S+ \(search bounds \S+ \.\. \S+; \d+ optimizer steps, candidates scored on "
@@ -99,23 +88,23 @@ def test_lr_find_with_an_empty_plot_writes_nothing_and_puts_the_result_on_stdout
 
 def test_best_and_report_read_the_storages_only_study_without_a_name(tmp_path):
     cfg = write_config(tmp_path)
-    assert _in(tmp_path, ["search", cfg.name, "--n-trials", "1", "--json"]).exit_code == 0
-    best = _in(tmp_path, ["best"])
+    assert run_in(tmp_path, ["search", cfg.name, "--n-trials", "1", "--json"]).exit_code == 0
+    best = run_in(tmp_path, ["best"])
     assert best.exit_code == 0, best.output
     assert best.stdout.startswith(f"# study {cfg.stem}, trial 0: val_loss = ")
-    report = _in(tmp_path, ["report", "-o", "r.html"])
+    report = run_in(tmp_path, ["report", "-o", "r.html"])
     assert report.exit_code == 0 and (tmp_path / "r.html").stat().st_size > 10_000
     assert report.stdout == "" and "report written to" in report.stderr
     optuna.create_study(study_name="other", storage=f"sqlite:///{tmp_path / 'tunekit.db'}")
     for command in (["best"], ["report", "-o", "r2.html"]):
-        result = _in(tmp_path, command)
+        result = run_in(tmp_path, command)
         assert result.exit_code == 2 and not (tmp_path / "r2.html").exists()
         assert result.stderr == f"error: sqlite:///tunekit.db holds studies {cfg.stem}, other: give --study-name NAME\n"
 
 
 def test_search_puts_its_summary_on_stdout_and_messages_on_stderr(tmp_path):
     cfg = write_config(tmp_path)
-    result = _in(tmp_path, ["search", cfg.name, "--n-trials", "1"])
+    result = run_in(tmp_path, ["search", cfg.name, "--n-trials", "1"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"study {cfg.stem} in sqlite:///tunekit.db: 1 complete")
     assert "best recipe: trial 0" in result.stdout

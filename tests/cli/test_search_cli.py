@@ -1,35 +1,25 @@
 """`tunekit search` / `tunekit best` from the command line: output, exit codes, and bad input."""
 
 import json
-import os
 
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.cli.helpers import run_in
 from tests.search.helpers import write_config
-from tunekit.cli import app
 
 runner = CliRunner()
 
 
-def _run(args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(app, args, catch_exceptions=False)
-    finally:
-        os.chdir(old)
-
-
 def test_search_prints_json_and_best_prints_yaml(tmp_path):
     cfg = write_config(tmp_path)
-    result = _run(["search", str(cfg), "--n-trials", "3", "--json", "--study-name", "demo"], tmp_path)
+    result = run_in(tmp_path, ["search", str(cfg), "--n-trials", "3", "--json", "--study-name", "demo"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["study_name"] == "demo" and data["complete"] + data["pruned"] == 3
     assert (tmp_path / "tunekit.db").exists()  # the default embedded storage, in the working directory
-    best = _run(["best", "--study-name", "demo"], tmp_path)
+    best = run_in(tmp_path, ["best", "--study-name", "demo"])
     assert best.exit_code == 0
     recipe = yaml.safe_load(best.stdout)["recipe"]
     assert recipe["optimizer"] == data["best_recipe"]["optimizer"]
@@ -77,7 +67,7 @@ def test_bad_input_gets_one_line_exit_2_and_nothing_written(tmp_path, case, chan
         path.write_text(change)
     else:
         path = write_config(tmp_path, **change)
-    result = _run(["search", str(path), "--n-trials", "2"], tmp_path)
+    result = run_in(tmp_path, ["search", str(path), "--n-trials", "2"])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
@@ -88,33 +78,33 @@ def test_bad_input_gets_one_line_exit_2_and_nothing_written(tmp_path, case, chan
 def test_unreachable_storage_is_one_line_and_hides_the_password(tmp_path):
     cfg = write_config(tmp_path)
     url = "postgresql://tuner:s3cret-pw@127.0.0.1:1/nowhere"
-    result = _run(["search", str(cfg), "--n-trials", "1", "--storage", url], tmp_path)
+    result = run_in(tmp_path, ["search", str(cfg), "--n-trials", "1", "--storage", url])
     assert result.exit_code == 2
     assert "cannot open storage postgresql://tuner:***@127.0.0.1:1/nowhere" in result.stderr
     assert "s3cret" not in result.output
 
 
 def test_search_needs_a_stopping_rule(tmp_path):
-    result = _run(["search", str(write_config(tmp_path))], tmp_path)
+    result = run_in(tmp_path, ["search", str(write_config(tmp_path))])
     assert result.exit_code == 2 and "give --n-trials N or --timeout" in result.stderr
 
 
 def test_best_of_a_missing_study_names_the_ones_there(tmp_path):
-    _run(["search", str(write_config(tmp_path)), "--n-trials", "1", "--study-name", "one"], tmp_path)
-    result = _run(["best", "--study-name", "two"], tmp_path)
+    run_in(tmp_path, ["search", str(write_config(tmp_path)), "--n-trials", "1", "--study-name", "one"])
+    result = run_in(tmp_path, ["best", "--study-name", "two"])
     assert result.exit_code == 2 and "no study 'two'" in result.stderr and "studies there: one" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["best"], ["report", "-o", "out.html"]])
 def test_reading_a_missing_storage_creates_nothing(tmp_path, command):
-    result = _run([*command, "--storage", "sqlite:///missing.db", "--study-name", "s"], tmp_path)
+    result = run_in(tmp_path, [*command, "--storage", "sqlite:///missing.db", "--study-name", "s"])
     assert result.exit_code == 2 and "no study storage at sqlite:///missing.db" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no empty missing.db, no half-written report
 
 
 def test_a_search_accepts_the_config_the_tests_are_built_on(tmp_path):
     # BASE is the config every other test here edits: it must stay a valid search on its own
-    result = _run(["search", str(write_config(tmp_path)), "--n-trials", "1", "--json"], tmp_path)
+    result = run_in(tmp_path, ["search", str(write_config(tmp_path)), "--n-trials", "1", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["complete"] == 1
 
@@ -122,10 +112,10 @@ def test_a_search_accepts_the_config_the_tests_are_built_on(tmp_path):
 def test_lr_find_prints_a_suggestion_and_saves_the_plot(tmp_path):
     cfg = write_config(tmp_path)
     plot = tmp_path / "lr.png"
-    result = _run(["lr-find", str(cfg), "--plot", str(plot), "--json", "--max-steps", "150"], tmp_path)
+    result = run_in(tmp_path, ["lr-find", str(cfg), "--plot", str(plot), "--json", "--max-steps", "150"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["suggestion"] > 0 and data["steps"] <= 150 and data["plot"] == str(plot)
     assert plot.stat().st_size > 10_000
-    missing = _run(["lr-find", str(tmp_path / "none.yaml")], tmp_path)
+    missing = run_in(tmp_path, ["lr-find", str(tmp_path / "none.yaml")])
     assert missing.exit_code == 2 and "does not exist" in missing.stderr
