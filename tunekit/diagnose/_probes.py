@@ -272,8 +272,8 @@ def _read_verified(finding: Finding, report: ProbeReport, evidence: dict[str, An
     noise) first, the largest win first; then the rest in the rule's order, but those whose fork blew up last. A fork
     that merely trails the unchanged one over its few steps does not demote a remedy: a larger batch or a smaller LR
     makes less progress over 20 steps and more over the fit (BatchNorm at batch 2 on digits: a batch of 16 trails
-    the unchanged fork by 8% over 20 steps and ends the fit at a quarter of its validation loss). The message says
-    what won and by how much, or that nothing beat the unchanged run."""
+    the unchanged fork by 8% over 20 steps and ends the fit at a fifth of its validation loss, 0.14 from 0.69).
+    The message says what won and by how much, or that nothing beat the unchanged run."""
     outcomes = {o.label: o for o in report.outcomes[1:]}
     won: list[tuple[float, Remedy]] = []
     rest: list[Remedy] = []
