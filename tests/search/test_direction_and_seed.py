@@ -27,7 +27,8 @@ def test_val_acc_without_direction_is_maximized_and_the_best_trial_is_the_highes
     values = [t.value for t in view.complete()]
     assert len(values) == 5 and max(values) - min(values) > 0.3  # trials that differ, so the direction matters
     assert not view.minimize and view.best_trial.value == max(values)
-    assert f"best recipe: trial {view.best_trial.number}, val_acc {max(values):.4g}" in result.stderr
+    # the summary is a result: on stdout (messages go to stderr)
+    assert f"best recipe: trial {view.best_trial.number}, val_acc {max(values):.4g}" in result.stdout
     best = runner.invoke(app, ["best", "--study-name", "acc"])
     assert f"trial {view.best_trial.number}: val_acc = {max(values):.6g}" in best.stdout
     # the same study resumed with the opposite direction would rank it upside down: refused, nothing added
