@@ -79,10 +79,14 @@ def importances(values: dict[str, float]) -> str:
 
 
 def lr_ranges(results: dict[str, Any]) -> str:
+    """One LR range test per optimizer family, one above the other (each legend sits below its own plot)."""
+    from tunekit.search import family_label
+
     plt = _plt()
-    fig, axes = plt.subplots(1, len(results), figsize=(7.5 if len(results) == 1 else 11, 3.6), squeeze=False)
-    for ax, (name, result) in zip(axes[0], results.items(), strict=True):
-        result.plot(ax=ax, title=f"LR range test ({name})")
+    fig, axes = plt.subplots(len(results), 1, figsize=(7.5, 5.2 * len(results)), squeeze=False)
+    for ax, (name, result) in zip(axes[:, 0], results.items(), strict=True):
+        result.plot(ax=ax, title=f"LR range test ({family_label(name)})")
+    fig.tight_layout()
     return svg(fig)
 
 
