@@ -5,7 +5,7 @@ import uuid
 import optuna
 import pytest
 
-from tests.cli.test_search_cli import _run
+from tests.cli.helpers import run_in
 from tests.search.helpers import write_config
 
 TYPOS = [
@@ -28,7 +28,7 @@ def test_a_misspelled_storage_scheme_is_named_with_the_valid_ones(tmp_path, url,
     cfg = write_config(tmp_path)
     args = {"search": ["search", str(cfg), "--n-trials", "1"], "best": ["best"],
             "report": ["report", "--study-name", "s", "-o", "r.html"]}[command]
-    result = _run([*args, "--storage", url], tmp_path)
+    result = run_in(tmp_path, [*args, "--storage", url])
     assert result.exit_code == 2, result.output
     line = _one_error_line(result)
     assert message in line and "Can't load plugin" not in line
@@ -39,8 +39,8 @@ def test_a_misspelled_storage_scheme_is_named_with_the_valid_ones(tmp_path, url,
 def test_postgres_scheme_gets_the_postgresql_spelling_and_no_study(tmp_path, postgres_url):
     name = f"h_{uuid.uuid4().hex[:8]}"
     url = postgres_url.replace("postgresql://", "postgres://", 1)
-    result = _run(["search", str(write_config(tmp_path)), "--n-trials", "1", "--storage", url, "--study-name", name],
-                  tmp_path)
+    result = run_in(tmp_path, ["search", str(write_config(tmp_path)), "--n-trials", "1", "--storage", url,
+                               "--study-name", name])
     assert result.exit_code == 2
     line = _one_error_line(result)
     assert line == f"error: storage scheme postgres:// is not a SQLAlchemy name: write {postgres_url}."
@@ -51,8 +51,8 @@ def test_an_unreachable_database_is_one_line_even_with_a_progress_display(tmp_pa
     # a module without a Recipe: the search has a note to print, which must not come before the error
     cfg = write_config(tmp_path, model={"class_path": "tests.search.fixtures.NoRecipeModel"},
                        monitor="tunekit/train_loss", search={"lr": [0.01, 0.1]})
-    result = _run(["search", str(cfg), "--n-trials", "1", "--storage", "postgresql://nobody@127.0.0.1:1/none"],
-                  tmp_path)
+    result = run_in(tmp_path, ["search", str(cfg), "--n-trials", "1", "--storage",
+                               "postgresql://nobody@127.0.0.1:1/none"])
     assert result.exit_code == 2
     assert _one_error_line(result).startswith("error: cannot open storage postgresql://nobody@127.0.0.1:1/none")
     assert sorted(p.name for p in tmp_path.iterdir()) == [cfg.name]
