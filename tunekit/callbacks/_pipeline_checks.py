@@ -7,13 +7,17 @@
 * over the first ``CLEARING_WINDOW`` steps: whether each step's gradient is still there at the next backward
   (``gradients_never_cleared``), one watched parameter, one hook;
 * over the first ``FINGERPRINT_BATCHES`` batches of the first epoch: whether they are all the same
-  (``repeated_batch``).
+  (``repeated_batch``);
+* the checks on values (``tunekit.callbacks._pipeline_values``): the scale of the first batches' columns
+  (``input_scale``), a one-batch fit when the loss stalls near its start (``unfittable_batch``), and under DDP the
+  replicas' parameters every ``rank_check_every`` steps (``ranks_out_of_step``).
 
 The gradient checks (parameters, clearing) are skipped under DeepSpeed, FSDP and ModelParallel strategies, which
 keep gradients and optimizer state in their own flattened or sharded buffers rather than in ``param.grad`` and the
 module's own parameters.
 
-After those windows every hook returns on one flag test: nothing runs on later steps. The rules that decide and word
+After those windows every hook returns on one flag test (and, under DDP, one comparison of the step with the next
+replica check): nothing else runs on later steps. The rules that decide and word
 each fault are in ``tunekit.diagnose.rules._pipeline``; the faults become one ``pipeline_fault`` finding.
 """
 
@@ -27,7 +31,8 @@ import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 
-from tunekit.diagnose import Finding
+from tunekit.callbacks._pipeline_values import ValueChecks
+from tunekit.diagnose import Diagnosis, Finding
 from tunekit.diagnose.rules._pipeline import (
     PipelineFault,
     eval_mode_fault,
@@ -48,6 +53,7 @@ from tunekit.signals._pipeline import (
     unlearned_parameters,
     warmup_peak,
 )
+from tunekit.record import RunRecord
 from tunekit.utilities.lightning import planned_steps
 
 CHECK_AT_STEP = 3  # optimizer steps whose gradients are looked at before a parameter is said to get none
@@ -84,9 +90,11 @@ def schedule_entries(trainer: pl.Trainer) -> list[dict[str, Any]]:
 
 
 class PipelineChecks:
-    """Runs the checks above on one fit and keeps the faults found (``faults``, ``finding()``)."""
+    """Runs the checks above on one fit and keeps the faults found (``faults``, ``finding()``); ``values`` runs the
+    checks on values, with their switches (see ``ValueChecks``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, input_scale: bool = True, one_batch: bool = True, rank_check_every: int = 100) -> None:
+        self.values = ValueChecks(input_scale, one_batch, rank_check_every)
         self.faults: dict[str, PipelineFault] = {}
         self.active = False
         self._params: list[tuple[str, torch.nn.Parameter]] = []
@@ -114,6 +122,7 @@ class PipelineChecks:
         self._params = trainable_parameters(pl_module) if own_gradients else []  # [] : nothing to judge
         self._seen, self._marked, self._params_checked, self._clearing_done = set(), 0, False, not own_gradients
         self._fingerprints, self._fingerprint_epoch = [], trainer.current_epoch
+        self.values.start(trainer, pl_module)
         self._add(eval_mode_fault(self._start, eval_mode_modules(pl_module, type(pl_module).__name__)),
                   schedule_interval_fault(self._start, schedule_entries(trainer)))
 
@@ -129,7 +138,16 @@ class PipelineChecks:
                 self._check_parameters(trainer, pl_module)
         if not self._clearing_done:
             self._watch_clearing(trainer, pl_module, optimizer, done)
-        self.active = not (self._params_checked and self._clearing_done and self._fingerprint_epoch is None)
+        self._update_active()
+
+    def _update_active(self) -> None:
+        self.active = not (self._params_checked and self._clearing_done and self._fingerprint_epoch is None
+                           and not self.values.scale_open)
+
+    @property
+    def next_rank_check(self) -> float:
+        """The optimizer step of the next comparison of the DDP replicas (inf: none)."""
+        return self.values.next_rank_check
 
     def _check_parameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         no_gradient, not_optimized = unlearned_parameters(self._params, self._seen, trainer.optimizers)
@@ -159,7 +177,13 @@ class PipelineChecks:
         self._watch, self._clearing_done = None, True
 
     def batch_end(self, trainer: pl.Trainer, batch: Any, batch_idx: int) -> None:
-        """Fingerprint the first batches of the first epoch; compare them once enough are held or the epoch ends."""
+        """Fingerprint the first batches of the first epoch; compare them once enough are held or the epoch ends.
+        Measure the first batches' scale; compare the DDP replicas when due."""
+        if self.values.scale_open:
+            self._add(self.values.measure(trainer, batch))
+            self._update_active()
+        if trainer.global_step >= self.values.next_rank_check:
+            self._add(self.values.compare_ranks(trainer))
         if self._fingerprint_epoch is None:
             return
         if trainer.current_epoch == self._fingerprint_epoch and len(self._fingerprints) < FINGERPRINT_BATCHES:
@@ -173,6 +197,15 @@ class PipelineChecks:
         prints = [f.cpu().tolist() for f in self._fingerprints]  # one read-back, once
         self._add(repeated_batch_fault(trainer.global_step, prints))
         self._fingerprints, self._fingerprint_epoch = [], None
+        self._update_active()
+
+    def fit_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, record: RunRecord, batch: Any) -> None:
+        """At a check: when the loss has stalled near its start, can the model fit one batch? (once per fit)"""
+        self._add(self.values.fit_probe(trainer, pl_module, record, batch))
+
+    def screen(self, diagnosis: Diagnosis) -> Diagnosis:
+        """The diagnosis without the stall findings when the model cannot fit one batch."""
+        return self.values.screen(diagnosis, self.faults)
 
     def finish(self, trainer: pl.Trainer) -> None:
         """The fit ended: conclude what a fit shorter than the windows left open (the parameters, when at least one
@@ -183,6 +216,7 @@ class PipelineChecks:
             self._conclude_clearing(trainer, trainer.lightning_module)
         if self._fingerprint_epoch is not None:
             self._compare_batches(trainer)
+        self._add(*self.values.finish(trainer))
         self.stop()
 
     def stop(self) -> None:

@@ -68,6 +68,17 @@ class Diagnoser(Monitor):
             trainable parameters that get no gradient or are in no optimizer, gradients never cleared, the same
             batch every step, modules in eval mode, a scheduler stepped at the wrong interval; one
             ``pipeline_fault`` finding names the objects at fault. Nothing runs after the first few steps.
+        check_input_scale: with ``pipeline_checks``, measure each column of the first 4 training batches' 1-D and
+            2-D float tensors (features, a regression target); columns with a root mean square over 30 are named
+            with a ``normalize_inputs`` remedy (integer tensors and images are left alone).
+        fit_one_batch: with ``pipeline_checks``, when the loss has stalled near its start (still above 70% of its
+            initial value after 80 steps), train a fork on the latest batch alone with Adam (at most 30 steps at
+            each of two LRs, then restore the state exactly); a model that cannot bring that batch's loss below
+            half its start is a critical ``pipeline_fault`` (a detached graph, a frozen network, labels that do not
+            match the inputs), and the stall findings' LR remedies are withdrawn. Once per fit.
+        rank_check_every: with ``pipeline_checks`` under DDP (2+ ranks), compare the replicas' parameters (each
+            tensor's sum and norm, gathered from every rank) every this many optimizer steps and at the end of
+            the fit; replicas that differ are named, with the first parameter that differs. 0 turns it off.
         dirpath: where to write ``diagnosis.json``; defaults to ``<trainer.log_dir>/tunekit``. ``None`` with
             ``save=False`` writes nothing.
         save: write ``diagnosis.json`` at the end of the fit.
@@ -101,6 +112,9 @@ class Diagnoser(Monitor):
         auto_remedy: bool = False,
         max_interventions: int = 3,
         pipeline_checks: bool = True,
+        check_input_scale: bool = True,
+        fit_one_batch: bool = True,
+        rank_check_every: int = 100,
         flush_every: int = 64,
         update_ratio_every: int = 100,
     ) -> None:
@@ -113,13 +127,17 @@ class Diagnoser(Monitor):
             raise ConfigError(f"probe_budget must be a share of the fit's steps in [0, 1), but got {probe_budget=}.")
         if max_interventions < 0:
             raise ConfigError(f"max_interventions must be >= 0, but got {max_interventions=}.")
+        if rank_check_every < 0:
+            raise ConfigError(f"rank_check_every must be >= 0 (0 turns the DDP replica check off), but got "
+                              f"{rank_check_every=}.")
         self.probes = probes
         self._prober = Prober(probe_budget, curvature=curvature)
         self.auto_remedy = auto_remedy
         self._remedy = AutoRemedy(max_interventions)
         self.check_every_n_steps = check_every_n_steps
         self.pipeline_checks = pipeline_checks
-        self._pipeline = PipelineChecks()
+        self._pipeline = PipelineChecks(check_input_scale, fit_one_batch, rank_check_every)
+        self._batch: Any = None  # the latest training batch (a reference), for the one-batch fit
         self.stop_on_critical = stop_on_critical
         self.val_metric = val_metric
         self.dirpath = Path(dirpath) if dirpath is not None else None
@@ -203,8 +221,9 @@ class Diagnoser(Monitor):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
+        self._batch = batch
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self._pipeline.active:
+        if self._pipeline.active or trainer.global_step >= self._pipeline.next_rank_check:
             self._pipeline.batch_end(trainer, batch, batch_idx)
         if not (self.probes and self.attached):
             return
@@ -229,12 +248,16 @@ class Diagnoser(Monitor):
         full = self.recorder.record()
         record = full.since(self._remedy.since) if self.auto_remedy else full  # after an intervention: from it on
         diagnosis = diagnose(record, self._context, self._rules)
+        if self.pipeline_checks:  # a model that cannot fit one batch: its stall is no LR problem, and is not probed
+            self._pipeline.fit_probe(trainer, pl_module, record, self._batch)
+            diagnosis = self._pipeline.screen(diagnosis)
         if self.probes:
             diagnosis = self._prober.apply(diagnosis, self._context)
             if may_stop:
                 self._prober.want(trainer, diagnosis, self._context)
             elif self._prober.final(trainer, pl_module, diagnosis, self._context) is not None:
-                diagnosis = self._prober.apply(diagnose(record, self._context, self._rules), self._context)
+                diagnosis = self._pipeline.screen(diagnose(record, self._context, self._rules))
+                diagnosis = self._prober.apply(diagnosis, self._context)
         if self.auto_remedy and may_stop:
             event = self._remedy.act(trainer, pl_module, diagnosis, self._context, record)
             if event is not None:
@@ -305,3 +328,4 @@ class Diagnoser(Monitor):
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         super().teardown(trainer, pl_module, stage)
         self._pipeline.stop()  # also after a fit that raised
+        self._batch = None

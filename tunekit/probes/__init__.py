@@ -4,8 +4,9 @@ compare, and restore the state exactly (used by the ``Diagnoser``, and by auto-r
 from __future__ import annotations
 
 from tunekit.probes._fork import Fork, muted_logging, step_loss
+from tunekit.probes._one_batch import fit_one_batch
 from tunekit.probes._runner import EVAL_BATCHES, measure_curvature, probe_cost, probe_reason, run_probe
 from tunekit.probes._state import TrainingState
 
-__all__ = ["EVAL_BATCHES", "Fork", "TrainingState", "measure_curvature", "muted_logging", "probe_cost", "probe_reason",
+__all__ = ["EVAL_BATCHES", "Fork", "TrainingState", "fit_one_batch", "measure_curvature", "muted_logging", "probe_cost", "probe_reason",
            "run_probe", "step_loss"]

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tunekit.signals._data import _tensors
+
 WARMUP_START_SHARE = 0.5  # a LambdaLR multiplier starting below this share of its peak, then rising to it: a warmup
 PEAK_SHARE = 0.99  # ... and the scheduler step where it first gets within 1% of its peak is where the warmup ends
 LAMBDA_PROBES = 64  # points (log-spaced) at which a LambdaLR multiplier is evaluated
@@ -181,3 +183,29 @@ def warmup_peak(multiplier: Callable[[int], float], horizon: int) -> int | None:
     if peak <= 0 or values[0] >= WARMUP_START_SHARE * peak:
         return None
     return int(ks[int(np.argmax(values >= PEAK_SHARE * peak))])
+
+
+def column_square_sums(batch: Any) -> dict[str, tuple[list[int], torch.Tensor]]:
+    """Per 1-D or 2-D real floating-point tensor of a batch (a table's columns; a 1-D tensor is one column, e.g. a
+    regression target), keyed by its path in the batch: its shape and the sum of squares of each column, float64 of
+    shape ``(columns,)``, on its device (no host sync). Integer tensors (labels, token ids) and tensors of 3 or more
+    dimensions (images, sequences) are left out."""
+    found = {}
+    for path, tensor in _tensors(batch):
+        if tensor.is_complex() or tensor.dim() not in (1, 2) or not tensor.numel():
+            continue
+        table = tensor.detach().reshape(tensor.shape[0], -1)
+        found[path] = (list(tensor.shape), table.to(torch.float64).square().sum(dim=0))
+    return found
+
+
+def parameter_checksums(params: Sequence[tuple[str, nn.Parameter]]) -> torch.Tensor:
+    """Per parameter tensor, its sum (accumulated in float64) and its Euclidean norm (one fused
+    ``torch._foreach_norm`` in the parameters' own dtype), as float64 of shape ``(2, len(params))`` on the
+    parameters' device; no copy of the weights and no host sync. Equal replicas give equal checksums."""
+    if not params:
+        return torch.zeros(2, 0, dtype=torch.float64)
+    tensors = [p.detach() for _, p in params]
+    sums = torch.stack([t.sum(dtype=torch.float64) for t in tensors])
+    norms = torch.stack([n.to(torch.float64) for n in torch._foreach_norm(tensors)])
+    return torch.stack([sums, norms.to(sums.device)])

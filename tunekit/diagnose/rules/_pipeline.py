@@ -78,6 +78,7 @@ class PipelineFault:
         fix: what to look at and change (the ``check_pipeline`` remedy's message).
         evidence: what was seen (names, counts, the scheduler's settings).
         critical: the run cannot learn at all.
+        remedy: the remedy code of the fix (``check_pipeline``; ``normalize_inputs`` for data on the wrong scale).
     """
 
     check: str
@@ -86,15 +87,17 @@ class PipelineFault:
     fix: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
     critical: bool = False
+    remedy: str = RemedyCode.CHECK_PIPELINE.value
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "step": self.step, "message": self.message, "fix": self.fix,
-                "evidence": dict(self.evidence), "critical": self.critical}
+                "evidence": dict(self.evidence), "critical": self.critical, "remedy": self.remedy}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineFault:
         return cls(str(data["check"]), int(data["step"]), str(data["message"]), str(data["fix"]),
-                   dict(data.get("evidence", {})), bool(data.get("critical", False)))
+                   dict(data.get("evidence", {})), bool(data.get("critical", False)),
+                   str(data.get("remedy", RemedyCode.CHECK_PIPELINE.value)))
 
 
 def _names(names: Sequence[str]) -> str:
@@ -287,8 +290,9 @@ def schedule_interval_fault(step: int, schedulers: Sequence[Mapping[str, Any]]) 
 
 
 def pipeline_finding(faults: Sequence[PipelineFault]) -> Finding | None:
-    """One ``pipeline_fault`` finding for the faults found (a ``check_pipeline`` remedy for each, naming the
-    objects at fault); critical when one of them leaves the run unable to learn at all, else a warning.
+    """One ``pipeline_fault`` finding for the faults found (a remedy for each, naming the objects at fault: the
+    fault's own code, ``check_pipeline`` unless it says otherwise); critical when one of them leaves the run unable to
+    learn at all, else a warning. The critical faults come first.
 
     Example:
         >>> f = pipeline_finding([repeated_batch_fault(8, [[1.0]] * 8)])
@@ -297,9 +301,10 @@ def pipeline_finding(faults: Sequence[PipelineFault]) -> Finding | None:
     """
     if not faults:
         return None
+    faults = sorted(faults, key=lambda f: not f.critical)
     severity = Severity.CRITICAL if any(f.critical for f in faults) else Severity.WARNING
     message = (faults[0].message if len(faults) == 1 else
                f"{len(faults)} pipeline faults: " + "; ".join(f"({i}) {f.message}" for i, f in enumerate(faults, 1)))
     return Finding(FindingCode.PIPELINE_FAULT, severity, min(f.step for f in faults), message,
                    {"faults": [{"check": f.check, "step": f.step, **f.evidence} for f in faults]},
-                   tuple(R.note(RemedyCode.CHECK_PIPELINE, f.fix) for f in faults))
+                   tuple(R.note(RemedyCode(f.remedy), f.fix) for f in faults))
