@@ -32,10 +32,24 @@ def test_ddp_nan_run_stops_on_both_ranks_at_the_same_step(tmp_path):
 
 @pytest.mark.slow
 def test_ddp_healthy_run_completes(tmp_path):
-    rank0, rank1 = _run(tmp_path, 0.05)
+    rank0, rank1 = _run(tmp_path, 0.05, "4", "0.05", "ranks")
     assert rank0["global_step"] == rank1["global_step"] == 4 * 12  # 1437 examples / 2 ranks / 64 per batch
     assert "divergence" not in rank0["codes"]
     assert "pipeline_fault" not in rank0["codes"] + rank1["codes"]  # DDP-wrapped parameters, hooks and loaders
+    assert rank0["rank_checks"] == rank1["rank_checks"] == 5  # at steps 10, 20, 30, 40 and the end: all equal
+
+
+@pytest.mark.slow
+def test_ddp_ranks_out_of_step_are_named_with_the_first_parameter_that_differs(tmp_path):
+    rank0, rank1 = _run(tmp_path, 0.05, "2", "0.05", "desync")  # rank 1 edits a weight after step 15
+    for report in (rank0, rank1):  # every rank gathered the same checksums and says the same
+        finding = next(f for f in report["diagnosis"]["findings"] if f["code"] == "pipeline_fault")
+        (fault,) = [f for f in finding["evidence"]["faults"] if f["check"] == "ranks_out_of_step"]
+        assert fault["step"] == 20 and fault["ranks"] == [1] and fault["differing"] == 1
+        assert fault["parameter"] == report["first_parameter"] and fault["sum"] != fault["sum_rank0"]
+        assert "rank 1 holds parameters that differ from rank 0's" in finding["message"]
+        assert report["first_parameter"] in finding["remedies"][0]["message"]
+        assert report["rank_checks"] == 2  # at steps 10 and 20; then no more (named once)
 
 
 @pytest.mark.slow

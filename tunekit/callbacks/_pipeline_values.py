@@ -51,6 +51,7 @@ class ValueChecks:
         self.input_scale, self.one_batch, self.rank_check_every = input_scale, one_batch, rank_check_every
         self.next_rank_check: float = math.inf  # the Diagnoser compares the global step with it on every batch
         self.probe_steps = 0  # optimizer steps the one-batch fit took
+        self.rank_checks = 0  # comparisons of the DDP replicas made
         self._sums: dict[str, tuple[list[int], torch.Tensor]] = {}
         self._rows: dict[str, int] = {}
         self._scale_batches = 0
@@ -126,6 +127,7 @@ class ValueChecks:
         if not self._params:
             return None
         self.next_rank_check = trainer.global_step + self.rank_check_every
+        self.rank_checks += 1
         local = parameter_checksums(self._params).to(trainer.strategy.root_device)
         gathered = trainer.strategy.all_gather(local)  # (ranks, 2, parameters)
         fault = rank_desync_fault(trainer.global_step, [n for n, _ in self._params], gathered.cpu().tolist())
