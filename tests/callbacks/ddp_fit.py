@@ -48,7 +48,7 @@ if __name__ == "__main__":
               "first_remedy": d.diagnosis.findings[0].remedies[0].to_dict() if d.diagnosis.findings else None,
               "diagnosis": d.diagnosis.to_dict(), "probe_steps": d.probe_steps,
               "interventions": [e.to_dict() for e in d.interventions],
-              "rank_checks": d._pipeline.values.rank_checks,
+              "rank_checks": d._pipeline.values.rank_checks, "one_batch_steps": d._pipeline.values.probe_steps,
               "first_parameter": next(n for n, _ in trainer.lightning_module.named_parameters()),
               "lr": trainer.optimizers[0].param_groups[0]["lr"], "clip": trainer.gradient_clip_val,
               "weights": [float(p.detach().double().sum()) for p in trainer.lightning_module.parameters()]}

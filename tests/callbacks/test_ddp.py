@@ -61,6 +61,8 @@ def test_ddp_ranks_probe_together_and_read_the_same_outcome(tmp_path):
     assert top0["code"] == top1["code"] == "slow_convergence"
     assert top0["evidence"]["probes"] == top1["evidence"]["probes"]  # the losses averaged across ranks
     assert rank0["weights"] == rank1["weights"]  # still one model: the forks left no trace on either rank
+    # the loss stalled near its start: both ranks fit one batch together (losses averaged), and the model can
+    assert rank0["one_batch_steps"] == rank1["one_batch_steps"] > 0 and "pipeline_fault" not in rank0["codes"]
 
 
 @pytest.mark.slow
