@@ -103,7 +103,8 @@ def test_raw_breast_cancer_columns_are_named_with_their_scales():
     assert set(table["columns"]) == {j for j in range(30) if rms[j] > SCALE_LIMIT} == {2, 3, 13, 22, 23}
     assert all(s > SCALE_LIMIT for s in table["scales"]) and table["scales"] == sorted(table["scales"], reverse=True)
     assert 500 < table["scales"][0] < 2000 and table["columns"][0] == 23  # worst area, RMS ~965 over the table
-    assert remedy.code.value == "normalize_inputs" and "columns 23" in remedy.message and "StandardScaler" in remedy.message
+    assert remedy.code.value == "normalize_inputs" and "columns 23" in remedy.message
+    assert "StandardScaler" in remedy.message
     assert "column" in finding.message and "23 (" in finding.message
 
 
@@ -197,7 +198,8 @@ def test_a_detached_graph_cannot_fit_one_batch_and_gets_no_lr_remedy():
 def test_a_frozen_network_cannot_fit_one_batch():
     diagnoser = _fit(Frozen(), _digits(), **STALL_FIT)
     finding, fault, remedy = _fault(diagnoser, "unfittable_batch")
-    assert fault["trained"] == ["net.2.bias"] and fault["trained_values"] == 10 and fault["values"] == 64 * 32 + 32 + 330
+    assert fault["trained"] == ["net.2.bias"] and fault["trained_values"] == 10
+    assert fault["values"] == 64 * 32 + 32 + 32 * 10 + 10
     # the bias alone can only move the batch's loss towards its labels' entropy: it tried both LRs to the end
     assert fault["steps"] == len(ONE_BATCH_LRS) * ONE_BATCH_STEPS
     assert fault["loss_after"] > ONE_BATCH_LEFT * fault["loss_before"]

@@ -42,6 +42,7 @@ from tunekit.diagnose.rules._pipeline import (
     uncleared_gradients_fault,
     unlearned_parameter_faults,
 )
+from tunekit.record import RunRecord
 from tunekit.signals._pipeline import (
     ClearingWatch,
     batch_fingerprint,
@@ -53,7 +54,6 @@ from tunekit.signals._pipeline import (
     unlearned_parameters,
     warmup_peak,
 )
-from tunekit.record import RunRecord
 from tunekit.utilities.lightning import planned_steps
 
 CHECK_AT_STEP = 3  # optimizer steps whose gradients are looked at before a parameter is said to get none

@@ -64,7 +64,8 @@ def input_scale_fault(step: int, tensors: Sequence[Mapping[str, Any]]) -> Pipeli
     described, fixes = [], []
     for f in found:
         if len(f["shape"]) == 1:
-            described.append(f"{f['tensor']} (one value per sample: a regression target?) has RMS {fmt(f['scales'][0])}")
+            described.append(f"{f['tensor']} (one value per sample: a regression target?) has RMS "
+                             f"{fmt(f['scales'][0])}")
             fixes.append(f"{f['tensor']}: train on (y - mean) / std of the training targets and map the predictions "
                          "back")
             continue
@@ -167,7 +168,9 @@ def rank_desync_fault(step: int, names: Sequence[str],
     if len(checksums) < 2:
         return None
     sums0, norms0 = checksums[0]
-    ranks, first, differing = [], None, 0
+    ranks: list[int] = []
+    first: dict[str, Any] | None = None
+    differing = 0
     for rank, (sums, norms) in enumerate(checksums[1:], 1):
         bad = [i for i in range(len(names)) if _differs(sums0[i], sums[i], norms0[i], norms[i])]
         if bad:
