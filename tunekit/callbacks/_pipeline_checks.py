@@ -144,11 +144,6 @@ class PipelineChecks:
         self.active = not (self._params_checked and self._clearing_done and self._fingerprint_epoch is None
                            and not self.values.scale_open)
 
-    @property
-    def next_rank_check(self) -> float:
-        """The optimizer step of the next comparison of the DDP replicas (inf: none)."""
-        return self.values.next_rank_check
-
     def _check_parameters(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         no_gradient, not_optimized = unlearned_parameters(self._params, self._seen, trainer.optimizers)
         step = trainer.global_step
@@ -182,7 +177,7 @@ class PipelineChecks:
         if self.values.scale_open:
             self._add(self.values.measure(trainer, batch))
             self._update_active()
-        if trainer.global_step >= self.values.next_rank_check:
+        if self.values.watching_ranks and trainer.global_step >= self.values.next_rank_check:
             self._add(self.values.compare_ranks(trainer))
         if self._fingerprint_epoch is None:
             return

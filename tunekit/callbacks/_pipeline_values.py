@@ -49,7 +49,9 @@ class ValueChecks:
 
     def __init__(self, input_scale: bool = True, one_batch: bool = True, rank_check_every: int = 100) -> None:
         self.input_scale, self.one_batch, self.rank_check_every = input_scale, one_batch, rank_check_every
-        self.next_rank_check: float = math.inf  # the Diagnoser compares the global step with it on every batch
+        self.next_rank_check: float = math.inf  # the optimizer step of the next replica comparison
+        self.watching_ranks = False  # a comparison is due some time: the Diagnoser tests this flag on every batch
+        # (reading trainer.global_step costs about a microsecond, so it is read only under DDP)
         self.probe_steps = 0  # optimizer steps the one-batch fit took
         self.rank_checks = 0  # comparisons of the DDP replicas made
         self._sums: dict[str, tuple[list[int], torch.Tensor]] = {}
@@ -68,9 +70,13 @@ class ValueChecks:
         replicated = isinstance(trainer.strategy, DDPStrategy) and not isinstance(trainer.strategy, SHARDED)
         if self.rank_check_every and trainer.world_size > 1 and replicated:
             self._params = trainable_parameters(module)
-            self.next_rank_check = trainer.global_step + self.rank_check_every
+            self._due(trainer.global_step + self.rank_check_every)
         else:
-            self._params, self.next_rank_check = [], math.inf
+            self._params = []
+            self._due(math.inf)
+
+    def _due(self, step: float) -> None:
+        self.next_rank_check, self.watching_ranks = step, math.isfinite(step)
 
     # ------------------------------------------------------------------ the scale of the data
     def measure(self, trainer: pl.Trainer, batch: Any) -> PipelineFault | None:
@@ -126,19 +132,19 @@ class ValueChecks:
         """Gather every rank's parameter checksums and compare them with rank 0's (call on all ranks together)."""
         if not self._params:
             return None
-        self.next_rank_check = trainer.global_step + self.rank_check_every
+        self._due(trainer.global_step + self.rank_check_every)
         self.rank_checks += 1
         local = parameter_checksums(self._params).to(trainer.strategy.root_device)
         gathered = trainer.strategy.all_gather(local)  # (ranks, 2, parameters)
         fault = rank_desync_fault(trainer.global_step, [n for n, _ in self._params], gathered.cpu().tolist())
         if fault is not None:
-            self.next_rank_check = math.inf  # named once; the replicas stay apart
+            self._due(math.inf)  # named once; the replicas stay apart
         return fault
 
     def finish(self, trainer: pl.Trainer) -> list[PipelineFault | None]:
         """The fit ended: judge the scale on the batches seen, and compare the replicas one last time."""
         faults = [self.judge_scale(trainer) if self._scale_batches and self.scale_open else None]
-        if math.isfinite(self.next_rank_check):
+        if self.watching_ranks:
             faults.append(self.compare_ranks(trainer))
-        self.next_rank_check = math.inf
+        self._due(math.inf)
         return faults

@@ -223,8 +223,10 @@ class Diagnoser(Monitor):
                            batch: Any, batch_idx: int) -> None:
         self._batch = batch
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self._pipeline.active or trainer.global_step >= self._pipeline.next_rank_check:
-            self._pipeline.batch_end(trainer, batch, batch_idx)
+        pipeline = self._pipeline  # the early-step checks, or under DDP a replica comparison that may be due
+        if pipeline.active or (pipeline.values.watching_ranks
+                               and trainer.global_step >= pipeline.values.next_rank_check):
+            pipeline.batch_end(trainer, batch, batch_idx)
         if not (self.probes and self.attached):
             return
         self._prober.hold(trainer, batch)
