@@ -235,3 +235,11 @@ def test_a_learning_run_is_not_probed():
 def test_the_one_batch_fit_can_be_switched_off():
     diagnoser = _fit(Frozen(), _digits(), fit_one_batch=False, **STALL_FIT)
     assert "unfittable_batch" not in _checks(diagnoser) and diagnoser._pipeline.values.probe_steps == 0
+
+
+def test_a_run_wrecked_by_too_large_an_lr_is_not_probed():
+    # SGD at lr 3 on the digits MLP: the loss ends above its start (a divergence, the LR's doing), where a fork
+    # from the wrecked weights might not fit a batch either
+    diagnoser = _fit(Healthy(3.0), _digits(), **STALL_FIT)
+    assert "divergence" in diagnoser.diagnosis.codes and not diagnoser._pipeline.values._probed
+    assert "unfittable_batch" not in _checks(diagnoser)

@@ -194,9 +194,10 @@ class PipelineChecks:
         self._fingerprints, self._fingerprint_epoch = [], None
         self._update_active()
 
-    def fit_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, record: RunRecord, batch: Any) -> None:
+    def fit_probe(self, trainer: pl.Trainer, pl_module: pl.LightningModule, record: RunRecord, batch: Any,
+                  diagnosis: Diagnosis) -> None:
         """At a check: when the loss has stalled near its start, can the model fit one batch? (once per fit)"""
-        self._add(self.values.fit_probe(trainer, pl_module, record, batch))
+        self._add(self.values.fit_probe(trainer, pl_module, record, batch, diagnosis))
 
     def screen(self, diagnosis: Diagnosis) -> Diagnosis:
         """The diagnosis without the stall findings when the model cannot fit one batch."""

@@ -100,16 +100,16 @@ class ValueChecks:
         return input_scale_fault(trainer.global_step, tensors) if tensors else None
 
     # ------------------------------------------------------------------ one batch
-    def fit_probe(self, trainer: pl.Trainer, module: pl.LightningModule, record: RunRecord,
-                  batch: Any) -> PipelineFault | None:
-        """Once per fit, when the loss has stalled near its start (decided on rank 0's record under DDP): can the
-        model fit ``batch`` alone?"""
+    def fit_probe(self, trainer: pl.Trainer, module: pl.LightningModule, record: RunRecord, batch: Any,
+                  diagnosis: Diagnosis) -> PipelineFault | None:
+        """Once per fit, when the loss has stalled near its start and ``diagnosis`` holds no instability (decided on
+        rank 0's record under DDP): can the model fit ``batch`` alone?"""
         if not self.one_batch or self._probed or batch is None:
             return None
         if probe_reason(trainer, module) is not None or isinstance(trainer.strategy, SHARDED):
             self._probed = True  # a fork cannot train this fit (manual optimization, several optimizers, shards)
             return None
-        stall = stalled_from_start(record)
+        stall = stalled_from_start(record, diagnosis.findings)
         if trainer.world_size > 1:
             stall = trainer.strategy.broadcast(stall, src=0)
         if stall is None:

@@ -251,7 +251,7 @@ class Diagnoser(Monitor):
         record = full.since(self._remedy.since) if self.auto_remedy else full  # after an intervention: from it on
         diagnosis = diagnose(record, self._context, self._rules)
         if self.pipeline_checks:  # a model that cannot fit one batch: its stall is no LR problem, and is not probed
-            self._pipeline.fit_probe(trainer, pl_module, record, self._batch)
+            self._pipeline.fit_probe(trainer, pl_module, record, self._batch, diagnosis)
             diagnosis = self._pipeline.screen(diagnosis)
         if self.probes:
             diagnosis = self._prober.apply(diagnosis, self._context)
