@@ -22,8 +22,9 @@ SCALE_LIMIT = 30.0  # a column whose root mean square is above this is far from 
 # on sklearn's bundled sets, per-column RMS over 200 batches of 32: standardized, at most 7.5 (digits: a nearly
 # constant pixel's rare values), raw digits 0-16 at most 13 (not flagged: it trains); raw breast cancer has 5 columns
 # from 40 to 965, raw wine 2 (magnesium, proline), the diabetes target 171. 30 sits 4x above the first, 1.3x below.
-UNSTABLE = (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)  # findings that
-# explain a stall by the step size: no one-batch fit then
+EXPLAINED = (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY,
+             FindingCode.VANISHING_GRADIENTS)  # findings that explain a stall by the step size or the architecture
+# (an 8-layer sigmoid MLP cannot fit one digits batch in 60 Adam steps either: 2.29 -> 2.25): no one-batch fit then
 MAX_COLUMNS = 8  # columns named per tensor; the count says how many there were
 ONE_BATCH_LEFT = 0.5  # a model that cannot bring one batch's loss below half of where it started cannot fit it: a
 # model with capacity memorizes one batch (to near zero; even with random labels, Zhang et al. 2017), while one that
@@ -92,11 +93,12 @@ def stalled_from_start(record: RunRecord, findings: Sequence[Finding] = ()) -> d
     """The run has barely moved from its start: after the stall rules' minimum (``2 * STALL_MIN_STEPS`` steps) the
     median loss of their window is still above ``SLOW_PROGRESS`` of the initial loss (where ``slow_convergence`` and
     ``saddle_stall`` speak of a stall near the start), and not above ``DIVERGED_LOSS_FACTOR`` of it, with no
-    instability among ``findings`` (a network wrecked by too large a step cannot fit a batch either, and that is the
-    LR's doing). ``{"loss", "initial_loss", "steps"}``, or None."""
+    finding in ``findings`` that explains it otherwise (``EXPLAINED``: a network wrecked by too large a step, or
+    whose gradients vanish, cannot fit a batch either, and its own finding names the cause and the remedy).
+    ``{"loss", "initial_loss", "steps"}``, or None."""
     if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS or not record.initial_loss > 0:
         return None
-    if any(f.code in UNSTABLE for f in findings) or record.first_nonfinite_step is not None:
+    if any(f.code in EXPLAINED for f in findings) or record.first_nonfinite_step is not None:
         return None
     level = median(record.loss[-_window(record):])
     if not (math.isfinite(level) and SLOW_PROGRESS * record.initial_loss < level
