@@ -72,10 +72,11 @@ class Diagnoser(Monitor):
             2-D float tensors (features, a regression target); columns with a root mean square over 30 are named
             with a ``normalize_inputs`` remedy (integer tensors and images are left alone).
         fit_one_batch: with ``pipeline_checks``, when the loss has stalled near its start (still above 70% of its
-            initial value after 80 steps, and no divergence, instability or vanishing gradients explain it), train a fork on the latest batch alone with Adam (at most 30 steps at
-            each of two LRs, then restore the state exactly); a model that cannot bring that batch's loss below
-            half its start is a critical ``pipeline_fault`` (a detached graph, a frozen network, labels that do not
-            match the inputs), and the stall findings' LR remedies are withdrawn. Once per fit.
+            initial value after 80 steps, and no divergence, instability or vanishing gradients explain it), train
+            a fork on the latest batch alone with Adam (at most 30 steps at each of two LRs, then restore the state
+            exactly); a model that cannot bring that batch's loss below half its start is a critical
+            ``pipeline_fault`` (a detached graph, a frozen network, labels that do not match the inputs), and the
+            stall findings' LR remedies are withdrawn. Once per fit.
         rank_check_every: with ``pipeline_checks`` under DDP (2+ ranks), compare the replicas' parameters (each
             tensor's sum and norm, gathered from every rank) every this many optimizer steps and at the end of
             the fit; replicas that differ are named, with the first parameter that differs. 0 turns it off.
