@@ -292,7 +292,7 @@ def schedule_interval_fault(step: int, schedulers: Sequence[Mapping[str, Any]]) 
 def pipeline_finding(faults: Sequence[PipelineFault]) -> Finding | None:
     """One ``pipeline_fault`` finding for the faults found (a remedy for each, naming the objects at fault: the
     fault's own code, ``check_pipeline`` unless it says otherwise); critical when one of them leaves the run unable to
-    learn at all, else a warning. The critical faults come first.
+    learn at all, else a warning.
 
     Example:
         >>> f = pipeline_finding([repeated_batch_fault(8, [[1.0]] * 8)])
@@ -301,7 +301,6 @@ def pipeline_finding(faults: Sequence[PipelineFault]) -> Finding | None:
     """
     if not faults:
         return None
-    faults = sorted(faults, key=lambda f: not f.critical)
     severity = Severity.CRITICAL if any(f.critical for f in faults) else Severity.WARNING
     message = (faults[0].message if len(faults) == 1 else
                f"{len(faults)} pipeline faults: " + "; ".join(f"({i}) {f.message}" for i, f in enumerate(faults, 1)))
