@@ -52,7 +52,8 @@ VALUE_CONTEXT: dict[str, dict[str, Any]] = {  # what a value of these keys is ch
     "cycle_steps": {"schedule": "cosine_restarts"},
     "restart_mult": {"schedule": "cosine_restarts", "cycle_steps": 10},
 }
-DEFAULT_SWITCH_AT = 0.8  # where a two-stage optimizer switches when switch_to_sgd_at is not searched (guide)
+DEFAULT_SWITCH_AT = 0.8  # a two-stage optimizer's switch when switch_to_sgd_at is not searched (Dynaxx Precision
+# guide, Step 8: Adam for 80% of training)
 OWN = "own"  # the LR family of a module that keeps its own optimizer
 FAMILY_LABELS = {"sgd": "SGD", "adam": "Adam/AdamW", OWN: "the module's own optimizer"}  # a family in messages,
 # plots and tables (the short keys stay in the study's data)
