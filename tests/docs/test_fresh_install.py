@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +34,26 @@ ROOT = README.parent
 TORCH = "torch==2.13.0"  # the CPU build the Makefile installs first, so pip does not pull a multi-GB CUDA build
 EXTRAS = "scale"  # the Commands table's `tunekit storage serve` needs grpcio
 HELP_SECONDS = 1.0  # issue 19: `tunekit --help` returns in under a second
-# pip's words when it cannot reach an index (no network, no mirror): the tests skip instead of failing
+# what the wheel is not built from: version control, environments, build outputs and caches, logs of runs
+NOT_PACKED = (
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "lightning_logs",
+    "wandb",
+    "cache",
+)
+STOP_SECONDS = 120  # how long `tunekit storage serve` may take to stop after Ctrl-C (about 5 s here, 2 loaded cores)
+# pip's words when it cannot reach an index (no network, no mirror): the tests skip instead of failing. "from
+# versions: none" is pip seeing no version at all of a package every index has (setuptools, torch); a pin that does
+# not exist lists the versions there are, and fails the test.
 UNREACHABLE = (
-    "Could not find a version that satisfies",
-    "No matching distribution found",
+    "(from versions: none)",
+    "Could not fetch URL",
     "NewConnectionError",
     "Failed to establish a new connection",
     "Temporary failure in name resolution",
@@ -77,9 +95,11 @@ def _pip(python: Path, args: list[Any], cwd: Path, env: dict[str, str]) -> None:
     """``python -m pip ARGS``; a skip with pip's reason when it cannot reach an index, a failure otherwise."""
     done = _run([python, "-m", "pip", *args], cwd, env)
     if done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
-        if any(words in done.stderr for words in UNREACHABLE):
-            pytest.skip(f"pip cannot reach a package index from here (pip {' '.join(map(str, args[:3]))}: {said[-1]})")
+        said = [
+            line.strip() for line in (done.stderr + done.stdout).splitlines() if any(w in line for w in UNREACHABLE)
+        ]
+        if said:
+            pytest.skip(f"pip cannot reach a package index from here (pip {' '.join(map(str, args[:2]))}: {said[0]})")
         pytest.fail(f"pip {' '.join(map(str, args))} failed:\n{done.stderr[-3000:]}")
 
 
@@ -115,12 +135,20 @@ class Fresh:
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fresh]:
-    """A wheel of this checkout installed into a new venv; the project folder is outside the repository."""
-    made = Fresh(tmp_path_factory.mktemp("fresh_install"))
+def fresh() -> Iterator[Fresh]:
+    """A wheel of this checkout installed into a new venv; the project folder is outside the repository. In a folder
+    of its own, not pytest's basetemp: other pytest runs on the machine prune old basetemps while this one runs."""
+    with tempfile.TemporaryDirectory(prefix="tunekit-fresh-install-") as base:
+        yield from _installed(Path(base))
+
+
+def _installed(base: Path) -> Iterator[Fresh]:
+    made = Fresh(base)
     assert ROOT not in made.project.parents
     start = _clock()
-    _pip(Path(sys.executable), ["wheel", "--no-deps", ROOT, "-w", made.wheels, "-q"], made.project, made.env)
+    # built from a copy: setuptools writes build/ and *.egg-info into the tree it builds (and packs a stale build/)
+    source = shutil.copytree(ROOT, base / "source", ignore=shutil.ignore_patterns(*NOT_PACKED))
+    _pip(Path(sys.executable), ["wheel", "--no-deps", source, "-w", made.wheels, "-q"], made.project, made.env)
     wheel = next(made.wheels.glob("tunekit_lightning-*.whl"))
     created = _run([sys.executable, "-m", "venv", made.venv], made.project, made.env)
     assert created.returncode == 0, created.stderr
@@ -244,20 +272,24 @@ def _serve(fresh: Fresh, url: str) -> str:
         stderr=subprocess.PIPE,
         text=True,
     )
+    names: list[str] = []
+    deadline = time.time() + 120
+    while not names and time.time() < deadline and server.poll() is None:
+        try:
+            names = [
+                s.study_name for s in optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port).get_all_studies()
+            ]
+        except Exception:
+            time.sleep(0.5)
+    server.send_signal(signal.SIGINT)  # Ctrl-C
     try:
-        names: list[str] = []
-        deadline = time.time() + 120
-        while not names and time.time() < deadline and server.poll() is None:
-            try:
-                proxy = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
-                names = [s.study_name for s in proxy.get_all_studies()]
-            except Exception:
-                time.sleep(0.5)
-        assert names == ["search"], f"no study read through the proxy: {server.poll()=}"
-    finally:
-        server.send_signal(signal.SIGINT)
-        out, err = server.communicate(timeout=60)
+        out, err = server.communicate(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        out, err = server.communicate()
+        pytest.fail(f"tunekit storage serve was still running {STOP_SECONDS} s after Ctrl-C:\n{err}")
     fresh.seconds["tunekit storage serve"] = _since(start)
+    assert names == ["search"], f"no study read through the proxy in 120 s:\n{err}"
     assert server.returncode == 130, err
     assert f"serving {url} on grpc://127.0.0.1:{port}" in err, err
     return err
