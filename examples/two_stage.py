@@ -1,5 +1,5 @@
-"""Adam alone against Adam for the first 80% of training and SGD with momentum for the rest (the guide's
-Step 8), on the same task, same seeds. Reports honestly which generalizes better.
+"""Adam alone against Adam for the first 80% of training and SGD with momentum for the rest (Step 8 of
+the "Dynaxx Precision" optimization guide), on the same task, same seeds. Reports honestly which generalizes better.
 
     python examples/two_stage.py [--seeds 3]
 

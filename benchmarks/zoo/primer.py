@@ -1,7 +1,8 @@
-"""The baseline tunekit must beat: the optimizer primer's loss-pattern table applied literally to the loss curves.
+"""The baseline tunekit must beat: the loss-pattern table of "ML Optimization; A Primer" applied literally to the
+loss curves.
 
-The table (the reference texts' primer): a loss that explodes -> lower the LR (and clip); a loss that does not
-decrease -> raise the LR; a loss that oscillates -> lower the LR (and add momentum); a loss that plateaus -> a
+The table (that primer's, an SGD-to-AdamW overview): a loss that explodes -> lower the LR (and clip); a loss that
+does not decrease -> raise the LR; a loss that oscillates -> lower the LR (and add momentum); a loss that plateaus -> a
 schedule; a validation loss that turns up -> stop at its best. Applied here to what a loss curve alone shows (the
 training loss and the validation checks), with the same kinds of thresholds as tunekit's rules, and a fixed
 10x/3x for the LR changes (the table gives no size). It returns the finding code tunekit would use for the same

@@ -13,6 +13,7 @@ import torch
 
 from tests.logs.runs import loaders
 from tunekit.callbacks import Diagnoser
+from tunekit.callbacks._manual import ManualLoss
 
 FAR_TOO_HIGH_LR, FINE_LR = 2.0, 0.01  # SGD with momentum 0.9 on raw 0-16 digits pixels: blows up / trains
 
@@ -84,3 +85,11 @@ def test_a_loss_that_cannot_be_read_is_said_once(tmp_path, caplog):
     said = [r.getMessage() for r in caplog.records if "returned no loss" in r.getMessage()]
     assert len(said) == 1 and "self.log('train_loss', loss)" in said[0]
     assert np.isnan(diagnoser.recorder.record().loss).all()  # nothing was made up
+
+
+def test_with_no_module_wrapped_the_returned_loss_passes_through_untouched():
+    # automatic optimization (or before attach): the loss is what training_step returned, read without the Trainer
+    reader, loss = ManualLoss(), torch.tensor(0.5)
+    assert reader.loss({"loss": loss}, trainer=None) is loss  # type: ignore[arg-type]
+    assert reader.loss(loss, trainer=None) is loss  # type: ignore[arg-type]
+    assert reader.loss(None, trainer=None) is None  # type: ignore[arg-type]

@@ -88,7 +88,7 @@ def test_damaging_gradient_spikes_are_exploding_gradients_lower_lr_then_clip():
         loss[s + 1 : s + 8] += 2.0
     finding = check_exploding_gradients(record(loss, grad), SGD)
     assert finding.step == 150 and finding.evidence["spikes"] == 3
-    assert first_remedy(finding) == ("lower_lr", {"lr": 0.033})  # the primer: lower the LR, then clip
+    assert first_remedy(finding) == ("lower_lr", {"lr": 0.033})  # "ML Optimization; A Primer": lower the LR, then clip
     assert finding.remedies[1].change == {"gradient_clip_val": 0.5}
 
 

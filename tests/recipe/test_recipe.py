@@ -114,8 +114,18 @@ def test_schedule_multiplier_warmup_then_cosine():
     assert [m(s) for s in (0, 4, 9)] == [0.1, 0.5, 1.0]
     assert m(10) == 1.0 and m(60) == pytest.approx(0.5) and m(110) == pytest.approx(0.0)
     assert ScheduleMultiplier(0, None, "constant")(500) == 1.0
-    with pytest.raises(ValueError, match="cosine schedule needs the number of training steps"):
+    with pytest.raises(ConfigError, match="cosine schedule needs the number of training steps"):
         ScheduleMultiplier(0, None, "cosine")
+
+
+@pytest.mark.parametrize(("schedule", "match"), [
+    ("one_cycle", r"one_cycle schedule needs the number of training steps: set Recipe\(max_steps=...\)"),
+    ("step", "step schedule needs step_every"),
+    ("cosine_restarts", "cosine_restarts schedule needs cycle_steps"),
+])
+def test_a_schedule_missing_its_setting_is_the_librarys_config_error(schedule, match):
+    with pytest.raises(ConfigError, match=match):
+        ScheduleMultiplier(0, None, schedule)
 
 
 class LRLog(Callback):

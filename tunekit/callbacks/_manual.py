@@ -51,9 +51,11 @@ class ManualLoss:
     def loss(self, outputs: Any, trainer: pl.Trainer) -> Any:
         """The batch's loss: what ``training_step`` returned when it holds one, else the mean of the losses passed
         to ``manual_backward`` in the batch, else the logged training loss; None (said once) when there is none."""
-        losses, self._losses[:] = list(self._losses), []
         returned = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(returned, torch.Tensor) or self._module is None:
+        if self._module is None:  # automatic optimization: nothing wrapped, nothing collected (the per-step path)
+            return returned
+        losses, self._losses[:] = list(self._losses), []
+        if isinstance(returned, torch.Tensor):
             return returned
         if losses:
             return losses[0] if len(losses) == 1 else torch.stack([t.float() for t in losses]).mean()

@@ -19,7 +19,8 @@ FALLBACK_FACTOR = 10.0  # no descent step seen: SGD starts at 10x the Adam LR (a
 
 
 class SwitchToSGD(Callback):
-    """Replaces Adam/AdamW by SGD with momentum after a fraction of training (the guide's Step 8).
+    """Replaces Adam/AdamW by SGD with momentum after a fraction of training (Step 8 of the "Dynaxx Precision"
+    optimization guide: Adam for the first 80% of training, SGD with momentum for the rest).
 
     The SGD learning rate is ``sgd_lr`` when given, else estimated from the last Adam steps as in SWATS
     (Keskar & Socher 2017), per param group: the median over the last 50 Adam steps, times ``1 - momentum``.

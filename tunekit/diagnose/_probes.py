@@ -35,22 +35,25 @@ from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, nice
 from tunekit.diagnose._types import Finding, FindingCode, Remedy, RemedyCode, Severity
 
+# Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
+# scored with the values chosen on the others); "(hand)" set by hand, when the rule was written or after reading
+# the zoo's runs, and not searched; otherwise the source is named (a paper, a reference text, torch, statistics).
 PROBE_GAIN = 0.005  # (zoo) a fork "helps" when it ends 0.5% of the starting loss below the unchanged fork ...
-NOISE_SIGMAS = 2.0  # ... and by twice the standard error of that gain over the held-out batches
-CLEARLY_NEGATIVE = 0.1  # curvature: the most negative eigenvalue beyond 10% of the largest one is a saddle
-EDGE_MARGIN = 0.5  # an LR over the edge of stability is cut to half the edge: room for the sharpness to grow back
-FASTER = 3.0  # a larger-LR fork confirms a too-low LR when it makes at least 3x the progress of the unchanged one
-NEAR_START = 0.8  # a stall whose loss is above 80% of the initial one has barely started learning
-RECOVERED = 0.9  # a finite divergence whose unchanged fork comes back under 90% of its loss ...
-NEVER_RECOVERED = 1.0  # ... and below the loss the run started from recovers on its own (above it: not learning)
+NOISE_SIGMAS = 2.0  # (hand) ... and by twice the standard error of that gain over the held-out batches
+CLEARLY_NEGATIVE = 0.1  # (hand) curvature: the most negative eigenvalue beyond 10% of the largest one is a saddle
+EDGE_MARGIN = 0.5  # (hand) an LR past the stability edge is cut to half the edge: room for the sharpness to grow back
+FASTER = 3.0  # (hand) a larger-LR fork confirms a too-low LR when it makes 3x the unchanged one's progress or more
+NEAR_START = 0.8  # (hand) a stall whose loss is above 80% of the initial one has barely started learning
+RECOVERED = 0.9  # (hand) a finite divergence whose unchanged fork comes back under 90% of its loss ...
+NEVER_RECOVERED = 1.0  # (hand) ... and below the loss the run started from recovers on its own (above it: not learning)
 STALLS = (FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL, FindingCode.PLATEAU)
 VERIFIED = (FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)  # their remedies are tried on forks
 PROBED = (*STALLS, FindingCode.OSCILLATION, FindingCode.DIVERGENCE, *VERIFIED)
 FORKABLE = frozenset({"lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "warmup_steps",
                       "batch_size"})  # the recipe keys a fork can change on the live optimizer and batches
-MAX_REMEDY_FORKS = 4  # remedies tried per probe (the control besides): the probe budget pays for each
-UP, DOWN, HALF_DOWN = 10.0, 0.1, 1 / math.sqrt(10)  # the LR factors the forks try
-MAX_UP = 1000.0  # a too-low LR's fork jumps at most three decades
+MAX_REMEDY_FORKS = 4  # (hand) remedies tried per probe (the control besides): the probe budget pays for each
+UP, DOWN, HALF_DOWN = 10.0, 0.1, 1 / math.sqrt(10)  # (hand) the LR factors the forks try
+MAX_UP = 1000.0  # (hand) a too-low LR's fork jumps at most three decades
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The remedy catalog: each function turns the live settings into one concrete recipe change.
 
-The values follow the reference guide: lower the LR by ten when a run diverges,
+The values follow the "Dynaxx Precision" optimization guide (its Steps 2, 5, 6, 8 and FAQ, cited by constant below):
+lower the LR by ten when a run diverges,
 clip near the gradient norm a healthy step has, warm up over the first few percent of training,
 use AdamW's decoupled weight decay, hand the last ~20% of training to SGD with momentum, and take
 beta2 down one notch (0.9999 -> 0.999) when Adam diverges late.
@@ -14,26 +15,30 @@ from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import fmt, nice
 from tunekit.diagnose._types import Remedy, RemedyCode
 
-WARMUP_FRACTION = 0.05  # warm up over ~5% of training (the glossary's "first few hundred/thousand steps")
-MIN_WARMUP_STEPS = 10
-SWITCH_TO_SGD_AT = 0.8  # guide, Step 8: Adam for the first 80% of training, SGD for the rest
-SGD_SWITCH_MOMENTUM = 0.9  # guide, Scenarios A/B: SGD with momentum 0.9 for the final stage
-ADAM_DEFAULT_LR = 1e-3  # guide, Step 2: a good starting LR for Adam
+# Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
+# scored with the values chosen on the others); "(hand)" set by hand, when the rule was written or after reading
+# the zoo's runs, and not searched; otherwise the source is named (a paper, a reference text, torch, statistics).
+WARMUP_FRACTION = 0.05  # (hand) warm up over ~5% of training (a short optimization glossary warms up over
+# "the first few thousand steps"; Goyal et al. 2017 over 5 of 90 epochs)
+MIN_WARMUP_STEPS = 10  # (hand) the shortest warmup a remedy proposes
+SWITCH_TO_SGD_AT = 0.8  # Dynaxx Precision guide, Step 8: Adam for the first 80% of training, SGD for the rest
+SGD_SWITCH_MOMENTUM = 0.9  # Dynaxx Precision guide, Scenarios A/B: SGD, momentum 0.9, for the final stage
+ADAM_DEFAULT_LR = 1e-3  # Dynaxx Precision guide, Step 2: a good starting LR for Adam
 ADAMW_WEIGHT_DECAY = 0.01  # torch's AdamW default; decoupled decay is scaled by the LR, so 1e-4 does ~nothing
-SGD_WEIGHT_DECAY = 1e-4  # guide, Step 5: start with 1e-4
-MAX_WEIGHT_DECAY = {"adamw": 0.3, "sgd": 1e-2}  # beyond these the decay dominates the loss gradient
-WEIGHT_DECAY_RAISE = 10.0  # weight decay already on is raised by a decade
-BATCH_RAISE = 4  # a larger batch: 4x, which halves the gradient noise (its std goes as 1/sqrt(batch))
-MOMENTUM_STEPS = (0.9, 0.99)  # SGD momentum is raised to 0.9, or to 0.99 when it is 0.9 already
-BETA1_STEPS = (0.95, 0.99)  # Adam's beta1 is raised to 0.95, or 0.99 when it is 0.95 already
-BETA1_DROP, BETA1_FLOOR = 0.1, 0.5  # Adam's beta1 is lowered by 0.1, not below 0.5
+SGD_WEIGHT_DECAY = 1e-4  # Dynaxx Precision guide, Step 5: start with 1e-4
+MAX_WEIGHT_DECAY = {"adamw": 0.3, "sgd": 1e-2}  # (hand) beyond these the decay dominates the loss gradient
+WEIGHT_DECAY_RAISE = 10.0  # (hand) weight decay already on is raised by a decade
+BATCH_RAISE = 4  # (hand) a larger batch: 4x, which halves the gradient noise (its std goes as 1/sqrt(batch))
+MOMENTUM_STEPS = (0.9, 0.99)  # (hand) SGD momentum is raised to 0.9, or to 0.99 when it is 0.9 already
+BETA1_STEPS = (0.95, 0.99)  # (hand) Adam's beta1 is raised to 0.95, or 0.99 when it is 0.95 already
+BETA1_DROP, BETA1_FLOOR = 0.1, 0.5  # (hand) Adam's beta1 is lowered by 0.1, not below 0.5
 HIGH_MOMENTUM = 0.95  # SGD momentum from here up multiplies the step by 20x or more (its effective step is
 # lr / (1 - momentum), Goh 2017, "Why momentum really works"): an instability may be the momentum's, not the LR's
-MOMENTUM_CUT = 5.0  # lowering momentum divides its effective step by 5: 1 - momentum grows 5x (0.99 -> 0.95)
-MOMENTUM_FLOOR = 0.5
+MOMENTUM_CUT = 5.0  # (hand) lowering momentum divides its effective step by 5: 1 - momentum grows 5x (0.99 -> 0.95)
+MOMENTUM_FLOOR = 0.5  # (hand) lowered momentum never goes below 0.5
 BN_MIN_BATCH = 8  # BatchNorm's batch statistics are noisy below 8 samples per device: its error climbs steeply as
 # the batch shrinks from 8 to 2 (Wu & He 2018, "Group Normalization", Figure 1)
-BN_TARGET_BATCH = 16  # ... a batch of 16 or more per device gives it statistics close to the population's
+BN_TARGET_BATCH = 16  # (hand) ... a batch of 16 or more per device gives it statistics close to the population's
 
 
 def lower_lr(ctx: RunContext, factor: float, why: str) -> Remedy:

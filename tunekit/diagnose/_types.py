@@ -1,4 +1,5 @@
-"""The diagnosis data model: codes, severities, remedies, findings (the JSON contract of DESIGN.md)."""
+"""The diagnosis data model: codes, severities, remedies, findings (the JSON contract of docs/contracts.md, "The
+diagnosis JSON")."""
 
 from __future__ import annotations
 

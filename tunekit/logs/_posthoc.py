@@ -64,8 +64,29 @@ def from_logged(logged: Logged, *, loss: str | None = None, grad_norm: str | Non
     the rules take, with the settings the log holds: the LR, and the optimizer a LearningRateMonitor column names
     (``lr-Adam``) unless ``optimizer`` is given, with its momentum and weight decay when they were logged.
 
+    Args:
+        logged: every scalar series of the run (``read_logged(path)``: a CSVLogger ``metrics.csv``, TensorBoard event
+            files, a W&B run folder).
+        loss, grad_norm, lr, val_loss: the logged name of that series, when the guess is wrong (``None``: guessed;
+            a gradient norm, LR or validation loss that is neither given nor found stays NaN, and is said).
+        optimizer: the optimizer the run used (``sgd``, ``adam``, ...), when no logged column names it.
+
+    Returns:
+        A ``LoggedRun``: ``record`` has one row per logged step of the training loss (``steps``, ``loss`` and the
+        other series aligned to those steps, NaN where not logged then; the LR carried forward from its last logged
+        value; per-layer gradient norms as a ``(rows, layers)`` array), ``context`` the settings read (``measured``
+        names them), ``keys`` the series used, ``every`` the median steps between logged points, ``undecided``
+        what the log was too thin to decide.
+
     Raises:
         ConfigError: no training loss was found, or a given key was not logged.
+
+    Example:
+        >>> logged = Logged("metrics.csv")
+        >>> logged.add("train_loss", list(range(100)), [2.0] * 100)
+        >>> run = from_logged(logged)
+        >>> run.keys["loss"], len(run.record), run.every, run.context.optimizer, sorted(run.measured)
+        ('train_loss', 100, 1, 'sgd', [])
     """
     loss_key = logged.find(LOSS_KEYS, loss)
     if loss_key is None:

@@ -25,7 +25,24 @@ HVP_COST = 2.0  # a Hessian-vector product costs about two training steps (bench
 
 
 def probe_cost(candidates: int, steps: int, hvps: int, accumulate: int = 1) -> float:
-    """Training steps' worth of compute a probe spends."""
+    """The compute a probe spends, in optimizer steps of the fit (the unit of ``Diagnoser(probe_budget=...)``).
+
+    Args:
+        candidates: forks trained (the unchanged control counted among them).
+        steps: optimizer steps each fork trains; one costs one optimizer step of the fit.
+        hvps: Hessian-vector products of the curvature measurement (0: none), ``HVP_COST`` micro-batch steps each.
+        accumulate: micro-batches per optimizer step (``Trainer(accumulate_grad_batches=...)``): the held-out
+            forward passes (``EVAL_BATCHES`` per fork and once before, ``EVAL_COST`` of a micro-batch step each)
+            and the products run on single micro-batches, so they cost ``1 / accumulate`` of an optimizer step.
+
+    Returns:
+        ``candidates * steps + ((candidates + 1) * EVAL_BATCHES * EVAL_COST + HVP_COST * hvps) / accumulate``
+        (an estimate: the constants are rough ratios, see their comments).
+
+    Example:
+        >>> round(probe_cost(candidates=3, steps=20, hvps=10), 2)
+        85.33
+    """
     forward = (candidates + 1) * EVAL_BATCHES * EVAL_COST
     return candidates * steps + (forward + HVP_COST * hvps) / max(1, accumulate)
 

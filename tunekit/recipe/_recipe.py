@@ -1,4 +1,5 @@
-"""``Recipe``: the optimizer and schedule vocabulary of DESIGN.md as one validated, serializable value."""
+"""``Recipe``: the optimizer and schedule vocabulary (docs/contracts.md, "Recipe vocabulary") as one validated,
+serializable value."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The LR schedule of a recipe as a per-step multiplier of the base LR: a linear warmup, then one of the guide's
-schedules.
+"""The LR schedule of a recipe as a per-step multiplier of the base LR: a linear warmup, then one of these schedules
+(step, exponential and cosine decay after a warmup: Step 6 of the "Dynaxx Precision" optimization guide; cosine with
+warm restarts: Loshchilov & Hutter 2017, SGDR; one-cycle: Smith 2018).
 
 | ``schedule`` | multiplier after the warmup (``t``: steps since it ended) | torch's equivalent |
 |---|---|---|
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import math
 
+from tunekit.exceptions import ConfigError
+
 SCHEDULES = ("constant", "cosine", "step", "exponential", "one_cycle", "cosine_restarts", "plateau")
 ONE_CYCLE_PCT_START = 0.3  # one-cycle: the share of steps spent rising to the peak (torch's and fastai's default)
 ONE_CYCLE_DIV = 25.0  # ... starting from the peak / 25 ...
@@ -36,18 +39,22 @@ class ScheduleMultiplier:
         >>> m = ScheduleMultiplier(schedule="step", step_every=3, decay_factor=0.1)
         >>> [round(m(s), 3) for s in range(7)]
         [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01]
+
+    Raises:
+        ConfigError: ``cosine`` or ``one_cycle`` without ``total_steps``, ``step`` without ``step_every``,
+            ``cosine_restarts`` without ``cycle_steps`` (the message names the setting to give).
     """
 
     def __init__(self, warmup_steps: int = 0, total_steps: int | None = None, schedule: str = "constant", *,
                  step_every: int | None = None, decay_factor: float = 0.1, decay_rate: float = 0.999,
                  cycle_steps: int | None = None, restart_mult: int = 1) -> None:
         if schedule in NEEDS_TOTAL and not total_steps:
-            raise ValueError(f"A {schedule} schedule needs the number of training steps: set Recipe(max_steps=...) or "
-                             "train with a Trainer whose max_epochs/max_steps fix it.")
+            raise ConfigError(f"A {schedule} schedule needs the number of training steps: set Recipe(max_steps=...) or "
+                              "train with a Trainer whose max_epochs/max_steps fix it.")
         if schedule == "step" and not step_every:
-            raise ValueError("A step schedule needs step_every (the steps between cuts).")
+            raise ConfigError("A step schedule needs step_every (the steps between cuts).")
         if schedule == "cosine_restarts" and not cycle_steps:
-            raise ValueError("A cosine_restarts schedule needs cycle_steps (the steps of its first cycle).")
+            raise ConfigError("A cosine_restarts schedule needs cycle_steps (the steps of its first cycle).")
         self.warmup_steps = int(warmup_steps)
         self.total_steps = int(total_steps) if total_steps else None
         self.schedule = schedule

@@ -52,7 +52,8 @@ VALUE_CONTEXT: dict[str, dict[str, Any]] = {  # what a value of these keys is ch
     "cycle_steps": {"schedule": "cosine_restarts"},
     "restart_mult": {"schedule": "cosine_restarts", "cycle_steps": 10},
 }
-DEFAULT_SWITCH_AT = 0.8  # where a two-stage optimizer switches when switch_to_sgd_at is not searched (guide)
+DEFAULT_SWITCH_AT = 0.8  # a two-stage optimizer's switch when switch_to_sgd_at is not searched (Dynaxx Precision
+# guide, Step 8: Adam for 80% of training)
 OWN = "own"  # the LR family of a module that keeps its own optimizer
 FAMILY_LABELS = {"sgd": "SGD", "adam": "Adam/AdamW", OWN: "the module's own optimizer"}  # a family in messages,
 # plots and tables (the short keys stay in the study's data)
@@ -120,6 +121,26 @@ class SearchSpace:
 
     @classmethod
     def parse(cls, section: Mapping[str, Any], base: Recipe | None = None) -> SearchSpace:
+        """The space of a config's ``search:`` section (the forms in this module's docstring).
+
+        Args:
+            section: recipe key -> a fixed value, ``[low, high]`` (two numbers of a float key: a range, on a log
+                scale for ``LOG_SCALE`` keys), a list of choices, ``{low:, high:, log:}`` or ``{choices: [...]}``;
+                ``lr: auto`` leaves the LR to the range test (``lr_bounds`` filled in later, per family).
+            base: the recipe every key not searched keeps (the config's ``recipe:``; default ``Recipe()``).
+
+        Raises:
+            ConfigError: ``section`` is not a mapping; a key outside the recipe vocabulary; an empty, inverted or
+                non-numeric range, a range of a key that takes choices, a non-positive log-scale bound; empty or
+                repeated choices; a value the recipe refuses (an unknown optimizer or schedule, an optimizer whose
+                package is not installed, ``switch_to_sgd_at`` outside (0, 1), ...). Each message starts with
+                ``search:`` and the key.
+
+        Example:
+            >>> space = SearchSpace.parse({"optimizer": ["adamw", "sgd"], "lr": "auto", "beta1": [0.8, 0.95]})
+            >>> space.families(), space.needs_lr_range_test, space.dimensions["beta1"].kind
+            (['adam', 'sgd'], True, 'float')
+        """
         if not isinstance(section, Mapping):
             raise ConfigError("search: must be a mapping of recipe keys to values, lists or ranges.")
         dims = {name: _dimension(name, spec) for name, spec in section.items()}

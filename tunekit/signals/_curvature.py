@@ -21,9 +21,10 @@ from typing import Any
 
 import torch
 
-CONVERGED = 1e-3  # Lanczos stops once both extreme Ritz values are within 0.1% of the spectrum's width of an
+# Where each constant comes from: "(hand)" set by hand and not searched; otherwise the source is named.
+CONVERGED = 1e-3  # (hand) Lanczos stops once both extreme Ritz values are within 0.1% of the spectrum's width of an
 # eigenvalue (by their residual bound)
-MIN_ITERATIONS = 5  # ... and not before this many HVPs (early Ritz values can sit still by chance)
+MIN_ITERATIONS = 5  # (hand) ... and not before this many HVPs (early Ritz values can sit still by chance)
 
 
 @dataclass

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-HELD_STEPS = 3  # optimizer steps of batches kept: the non-finite watch of an accelerator reports a step 1-2 late
+# Where each constant comes from: "(hand)" set by hand and not searched; otherwise the source is named.
+HELD_STEPS = 3  # (hand) optimizer steps of batches kept: the non-finite watch of an accelerator reports a step 1-2 late
 MAX_LISTED = 10  # rows or columns named in a report; the count says how many there were
 
 

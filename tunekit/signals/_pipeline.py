@@ -16,8 +16,9 @@ from torch import nn
 
 from tunekit.signals._data import _tensors
 
-WARMUP_START_SHARE = 0.5  # a LambdaLR multiplier starting below this share of its peak, then rising to it: a warmup
-PEAK_SHARE = 0.99  # ... and the scheduler step where it first gets within 1% of its peak is where the warmup ends
+# Where each constant comes from: "(hand)" set by hand and not searched; otherwise the source is named.
+WARMUP_START_SHARE = 0.5  # (hand) a LambdaLR multiplier that starts under this share of its peak and rises: a warmup
+PEAK_SHARE = 0.99  # (hand) ... and the scheduler step where it first gets within 1% of its peak ends the warmup
 LAMBDA_PROBES = 64  # points (log-spaced) at which a LambdaLR multiplier is evaluated
 FINGERPRINT_VALUES = 2  # per tensor of a batch: its mean (a short last batch of one repeated sample matches) and
 # its first element

@@ -11,16 +11,19 @@ from tunekit.diagnose._stats import fmt, median
 from tunekit.diagnose._types import Finding, FindingCode, Severity
 from tunekit.record import RunRecord
 
-GAP_MIN_CHECKS = 4  # validation checks needed before a trend means anything
+# Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
+# scored with the values chosen on the others); "(hand)" set by hand, when the rule was written or after reading
+# the zoo's runs, and not searched; otherwise the source is named (a paper, a reference text, torch, statistics).
+GAP_MIN_CHECKS = 4  # (hand) validation checks needed before a trend means anything
 GAP_RISE_WARNING = 0.10  # (zoo) validation loss 10% above its best, two checks or more after it: overfitting (warning)
-GAP_RISE_INFO = 0.03  # a smaller, steady rise (3%, over three checks or more) is the start of it (info)
-CHECKS_AFTER_WARNING = 2  # one rise can be noise; two make a trend
-CHECKS_AFTER_INFO = 3
-TRAIN_STILL_FALLING = 0.95  # ... while the training loss went on below 95% of its value at the best check
-TRAIN_MEMORIZED = 0.01  # or the training loss is under 1% of where it started: the training set is memorized
-TRAIN_STEADY = 1.0  # ... and at no check after the best was the training loss back at its level there: a validation
-# loss that swings because the training loss swings is instability, not overfitting
-VAL_NOISE_SIGMAS = 2.0  # the rise must clear twice the validation loss's check-to-check noise ...
+GAP_RISE_INFO = 0.03  # (hand) a smaller, steady rise (3%, over three checks or more) is the start of it (info)
+CHECKS_AFTER_WARNING = 2  # (hand) one rise can be noise; two make a trend
+CHECKS_AFTER_INFO = 3  # (hand) ... and the info needs three checks after the best
+TRAIN_STILL_FALLING = 0.95  # (hand) ... while the training loss went on below 95% of its value at the best check
+TRAIN_MEMORIZED = 0.01  # (hand) or the training loss is under 1% of where it started: the training set is memorized
+TRAIN_STEADY = 1.0  # (hand) ... and at no check after the best was the training loss back at its level there: a
+# validation loss that swings because the training loss swings is instability, not overfitting
+VAL_NOISE_SIGMAS = 2.0  # (hand) the rise must clear twice the validation loss's check-to-check noise ...
 MAD_TO_SIGMA = 1.4826  # ... estimated robustly: a normal distribution's standard deviation is 1.4826 MADs
 
 

@@ -19,59 +19,65 @@ from tunekit.diagnose._stats import (
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
 from tunekit.record import RunRecord
 
-GROWTH_WINDOW = 5  # steps over which the pre-divergence growth of the gradient norm is measured
-LATE_DIVERGENCE_FRACTION = 0.5  # a divergence after half the planned steps is "late" (guide FAQ: stale beta2)
-LATE_DIVERGENCE_MIN_STEPS = 1000  # ... or after this many steps when the plan is unknown
-LATE_ADAM_BETA2 = 0.95  # late Adam spikes get a lower beta2 first unless it is this low already (its floor)
-DIVERGED_LOSS_FACTOR = 1.5  # a finite loss 1.5x the initial one: worse than the untrained model ...
-DIVERGED_BEST_FACTOR = 3.0  # ... and 3x the best it reached: it learned, then lost it all
-WRECKING_UPDATE = 0.1  # a first update that moves the weights by 10% of their size (100x a healthy step) ...
+# Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
+# scored with the values chosen on the others); "(hand)" set by hand, when the rule was written or after reading
+# the zoo's runs, and not searched; otherwise the source is named (a paper, a reference text, torch, statistics).
+GROWTH_WINDOW = 5  # (hand) steps over which the pre-divergence growth of the gradient norm is measured
+LATE_DIVERGENCE_FRACTION = 0.5  # (hand) a divergence after half the planned steps is "late" (the stale beta2 of
+# the Dynaxx Precision guide's FAQ)
+LATE_DIVERGENCE_MIN_STEPS = 1000  # (hand) ... or after this many steps when the plan is unknown
+LATE_ADAM_BETA2 = 0.95  # (hand) late Adam spikes get a lower beta2 first unless it is this low already (its floor)
+DIVERGED_LOSS_FACTOR = 1.5  # (hand) a finite loss 1.5x the initial one: worse than the untrained model ...
+DIVERGED_BEST_FACTOR = 3.0  # (hand) ... and 3x the best it reached: it learned, then lost it all
+WRECKING_UPDATE = 0.1  # (hand) a first update that moves the weights by 10% of their size (100x a healthy step) ...
 WRECKED_LEVEL = 0.8  # (zoo) ... in a run whose loss is still within 20% of its start has wrecked the network
 # (a linear model starting near zero weights takes a first step that large too, and learns)
-SPIKES_LATE = 0.25  # spikes still coming in the last quarter of the run are a warning however low the loss
-HUGE_UPDATES = 0.05  # updates that keep moving the weights by 5% of their size (50x a healthy step) all run long ...
-HUGE_UPDATE_SAMPLES = 3  # ... over at least this many samples after the first: the steps are far too large
-BLOW_UP_FACTOR = 100.0  # or the loss blew up to 100x its initial value and the run never got below its start
+SPIKES_LATE = 0.25  # (hand) spikes still coming in the last quarter of the run are a warning however low the loss
+HUGE_UPDATES = 0.05  # (hand) updates that keep moving the weights by 5% of their size (50x a healthy step) all run
+# long ...
+HUGE_UPDATE_SAMPLES = 3  # (hand) ... over at least this many samples after the first: the steps are far too large
+BLOW_UP_FACTOR = 100.0  # (hand) or the loss blew up to 100x its initial value and the run never got below its start
 LR_CUT = (10.0, 1000.0)  # a diverged run's LR is divided by its update ratio over the target, within these
-# bounds: at least the guide's "reduce by a factor of 10", at most three decades in one remedy
+# bounds: at least the Dynaxx Precision guide's "reduce by a factor of 10" (Step 2), at most three decades in one remedy
 SPIKE_FACTOR = 5.0  # (zoo) a gradient norm 5x the median of the steps before it is a spike
-SPIKE_HISTORY = 49  # steps in that median (odd: one middle value)
-SPIKE_LOSS_FACTOR = 1.5  # a spike counts only if the loss after it is 1.5x the loss before (it did damage)
-SPIKE_MIN_DAMAGE = 0.1  # ... and rose by at least 10% of the initial loss (near zero loss, 1.5x is noise)
-MIN_SPIKES = 2  # one damaging spike can be bad luck; two make a pattern
-SEVERE_LOSS_JUMP = 10.0  # a spike that sends the loss to 10x its level before it is a warning however low the loss
-# has come (near a minimum Adam's stale second moment can make 1000x jumps on a loss that looks converged)
-EARLY_FRACTION = 0.1  # "early" = the first 10% of the planned steps (the glossary's warmup span)
-EARLY_MIN_STEPS = 30  # ... but at least this many steps
-EARLY_SPIKE_FACTOR = 1.3  # early loss (smoothed) rising 30% above the initial loss is an early blow-up
+SPIKE_HISTORY = 49  # (hand) steps in that median (odd: one middle value)
+SPIKE_LOSS_FACTOR = 1.5  # (hand) a spike counts only if the loss after it is 1.5x the loss before (it did damage)
+SPIKE_MIN_DAMAGE = 0.1  # (hand) ... and rose by at least 10% of the initial loss (near zero loss, 1.5x is noise)
+MIN_SPIKES = 2  # (hand) one damaging spike can be bad luck; two make a pattern
+SEVERE_LOSS_JUMP = 10.0  # (hand) a spike that sends the loss to 10x its level before it is a warning however low the
+# loss has come (near a minimum Adam's stale second moment can make 1000x jumps on a loss that looks converged)
+EARLY_FRACTION = 0.1  # (hand) "early" = the first 10% of the planned steps
+EARLY_MIN_STEPS = 30  # (hand) ... but at least this many steps
+EARLY_SPIKE_FACTOR = 1.3  # (hand) early loss (smoothed) rising 30% above the initial loss is an early blow-up
 LEARNED_AFTER = 0.2  # (zoo) an early blow-up (or spikes) is only a hint once the run got below 20% of its start
-OSCILLATION_MIN_STEPS = 40  # need this many steps before calling a loss curve oscillating
-OSCILLATION_AMPLITUDE = 0.5  # window's loss interquartile range over its median: swings of half the level
-OSCILLATION_LEVEL = 0.8  # ... while the loss is above 80% of its initial value (it never got going) ...
+OSCILLATION_MIN_STEPS = 40  # (hand) need this many steps before calling a loss curve oscillating
+OSCILLATION_AMPLITUDE = 0.5  # (hand) window's loss interquartile range over its median: swings of half the level
+OSCILLATION_LEVEL = 0.8  # (hand) ... while the loss is above 80% of its initial value (it never got going) ...
 OSCILLATION_REGRESSION = 0.25  # (zoo) ... or it lost a quarter of the progress it had made: (level - best) over
 # (initial - best), so a loss swinging near zero after real progress is not called oscillating
-OSCILLATION_PROGRESS = -0.05  # ... and the window's second half is not 5% lower than its first
-SMOOTH_STEPS = 9  # running-median width used to find the best loss reached (single batches are noisy)
-RECENT_FRACTION = 0.1  # divergence and recovery are judged on the last 10% of the run ...
-RECENT_RANGE = (5, 100)  # ... at least 5 and at most 100 steps
-DIVERGENCE_MIN_STEPS = 10  # a finite-loss divergence needs this many steps to be told from noise
-NEVER_LEARNED = 0.9  # a blown-up run whose recent loss is above 90% of its start never learned
-LATE_LOOKBACK = 50  # steps before a late divergence whose loss says whether the run had been learning ...
-LATE_LEARNED = 0.7  # ... it had, if their median was under 70% of the initial loss
-SPIKE_DAMAGE_LAG = 6  # a spike's damage is read from the losses this many steps after it
-DAMAGE_WINDOW = 5  # medians of this many losses before and after a spike
-EARLY_SMOOTH = 9  # running-median width of the early loss (a blow-up lasts a few steps; noise does not)
-EARLY_NOISE = 3.0  # ... whose peak must also clear the start by three standard deviations of the batch noise
+OSCILLATION_PROGRESS = -0.05  # (hand) ... and the window's second half is not 5% lower than its first
+SMOOTH_STEPS = 9  # (hand) running-median width used to find the best loss reached (single batches are noisy)
+RECENT_FRACTION = 0.1  # (hand) divergence and recovery are judged on the last 10% of the run ...
+RECENT_RANGE = (5, 100)  # (hand) ... at least 5 and at most 100 steps
+DIVERGENCE_MIN_STEPS = 10  # (hand) a finite-loss divergence needs this many steps to be told from noise
+NEVER_LEARNED = 0.9  # (hand) a blown-up run whose recent loss is above 90% of its start never learned
+LATE_LOOKBACK = 50  # (hand) steps before a late divergence whose loss says whether the run had been learning ...
+LATE_LEARNED = 0.7  # (hand) ... it had, if their median was under 70% of the initial loss
+SPIKE_DAMAGE_LAG = 6  # (hand) a spike's damage is read from the losses this many steps after it
+DAMAGE_WINDOW = 5  # (hand) medians of this many losses before and after a spike
+EARLY_SMOOTH = 9  # (hand) running-median width of the early loss (a blow-up lasts a few steps; noise does not)
+EARLY_NOISE = 3.0  # (hand) ... whose peak must also clear the start by three standard deviations of the batch noise
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation is 1.4826 median absolute deviations
-OSCILLATION_FRACTION = 0.25  # oscillation is judged on the last quarter of the run ...
-OSCILLATION_MAX_STEPS = 400  # ... at most this many steps
-OSCILLATION_BEST_BLOCKS = 4  # the best level before the window: medians of blocks a quarter of the window long
+OSCILLATION_FRACTION = 0.25  # (hand) oscillation is judged on the last quarter of the run ...
+OSCILLATION_MAX_STEPS = 400  # (hand) ... at most this many steps
+OSCILLATION_BEST_BLOCKS = 4  # (hand) the best level before the window: medians of blocks a quarter of the window long
 IQR_PER_SIGMA = 1.35  # a normal distribution's interquartile range is 1.35 standard deviations
 MEDIAN_SE = 1.25  # the standard error of a median is 1.25 sigma/sqrt(n) (normal data)
-EARLY_LR_CUT = 3.0  # early instability and spikes: a third of the LR
-OSCILLATION_LR_CUT = 3.0  # oscillation: a third of the LR (half a decade: enough to stop jumping across the valley)
-WARMUP_HEAD_MIN = 3  # a warmup is read from the first 10% of the LRs, at least this many ...
-WARMUP_START_FRACTION = 0.5  # ... starting below half the run's peak LR
+EARLY_LR_CUT = 3.0  # (hand) early instability and spikes: a third of the LR
+OSCILLATION_LR_CUT = 3.0  # (hand) oscillation: a third of the LR (half a decade: enough to stop jumping across
+# the valley)
+WARMUP_HEAD_MIN = 3  # (hand) a warmup is read from the first 10% of the LRs, at least this many ...
+WARMUP_START_FRACTION = 0.5  # (hand) ... starting below half the run's peak LR
 
 
 def _healthy_grad_norm(grad_norm: np.ndarray, before: int) -> float | None:
@@ -291,8 +297,9 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     healthy = median(record.grad_norm)
     clip = R.clip_gradients(ctx, healthy)
     lower = R.lower_lr(ctx, EARLY_LR_CUT, "smaller steps keep a steep wall from throwing the weights far")
-    # the primer's order for exploding losses: lower the LR, then clip; a cause that is not the LR goes first: for
-    # Adam spiking late in a run that had learned, its stale second moment (the guide's FAQ: lower beta2)
+    # the order of "ML Optimization; A Primer" for exploding losses: lower the LR, then clip; a cause that is not the
+    # LR goes first: for Adam spiking late in a run that had learned, its stale second moment (the Dynaxx Precision
+    # guide's FAQ: lower beta2)
     late_adam = ctx.is_adam and (ctx.beta2 or 0.999) > LATE_ADAM_BETA2 and _is_late(record, int(record.steps[i]))
     remedies = (*R.instability_causes(ctx), *((R.lower_beta2(ctx),) if late_adam else ()), lower, clip)
     recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])

@@ -59,11 +59,14 @@ def check_data_fault(record: RunRecord, ctx: RunContext) -> Finding | None:
 # Diagnoser inspects the live objects once or twice early in the fit (``tunekit.callbacks._pipeline_checks``) and
 # hands what it saw to these functions, which decide and word the finding; no torch is needed to test them.
 
+# Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
+# scored with the values chosen on the others); "(hand)" set by hand, when the rule was written or after reading
+# the zoo's runs, and not searched; otherwise the source is named (a paper, a reference text, torch, statistics).
 MAX_NAMED = 8  # objects named in a message; the count says how many there were
-MIN_CLEAR_OBSERVATIONS = 3  # optimizer steps seen before gradients are said never to be cleared
-MIN_REPEATED_BATCHES = 4  # distinct batches of one epoch that must all look the same for "the same batch"
-UNFINISHED_SHARE = 0.25  # a schedule that a run steps through less than this share of is not run at its scale
-STEP_SCALE_MIN_BATCHES = 4  # optimizer steps per epoch below which step and epoch scales are too close to judge
+MIN_CLEAR_OBSERVATIONS = 3  # (hand) optimizer steps seen before gradients are said never to be cleared
+MIN_REPEATED_BATCHES = 4  # (hand) distinct batches of one epoch that must all look the same for "the same batch"
+UNFINISHED_SHARE = 0.25  # (hand) a schedule that a run steps through less than this share of is not run at its scale
+STEP_SCALE_MIN_BATCHES = 4  # (hand) optimizer steps per epoch below which step and epoch scales are too close to judge
 
 
 @dataclass(frozen=True)

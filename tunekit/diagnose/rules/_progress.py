@@ -21,28 +21,32 @@ from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, halves_change, med
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
 from tunekit.record import RunRecord
 
-STALL_MIN_STEPS = 40  # fewer steps than this say nothing about progress
-FLAT_CHANGE = -0.02  # a window whose second half is not 2% below its first half is flat
-SADDLE_HIGH_LOSS = 0.8  # a saddle stall sits near where training started: loss above 80% of the initial
-STALL_BAND = 0.03  # the stall began where the (smoothed) loss last left a 3% band around its stalled level
-SADDLE_GRAD_TO_LOSS = 1e-2  # gradient norm under 1% of the loss value is "tiny": first-order steps crawl
+# Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
+# scored with the values chosen on the others); "(hand)" set by hand, when the rule was written or after reading
+# the zoo's runs, and not searched; otherwise the source is named (a paper, a reference text, torch, statistics).
+STALL_MIN_STEPS = 40  # (hand) fewer steps than this say nothing about progress
+FLAT_CHANGE = -0.02  # (hand) a window whose second half is not 2% below its first half is flat
+SADDLE_HIGH_LOSS = 0.8  # (hand) a saddle stall sits near where training started: loss above 80% of the initial
+STALL_BAND = 0.03  # (hand) the stall began where the (smoothed) loss last left a 3% band around its stalled level
+SADDLE_GRAD_TO_LOSS = 1e-2  # (hand) gradient norm under 1% of the loss value is "tiny": first-order steps crawl
 SLOW_PROGRESS = 0.7  # (zoo) after the first window, a loss still above 70% of the initial is slow progress
-SLOW_UPDATE_RATIO = 1e-4  # updates under 1e-4 of the weights per step are too small (healthy ~1e-3)
-STILL_FALLING = -0.05  # a window whose second half is 5% below its first is still falling steadily
-SLOW_RAISE = (3.0, 100.0)  # a too-low LR is raised towards the healthy update ratio, by at least 3x, at most 100x
-SLOW_RAISE_BLIND = 10.0  # ... or by 10x when no update ratio was sampled
-SADDLE_RAISE = 10.0  # a saddle's LR remedy: ten times larger steps
-WINDOW_FRACTION = 0.3  # the stall rules look at the last 30% of the run ...
-WINDOW_MAX = 1000  # ... at most this many steps
-STALL_SMOOTH = 9  # running-median width used to find where the loss went flat
-VANISHING_MIN_STEPS = 10  # steps needed before per-layer medians mean anything
-LEARNING_FRACTION = 0.5  # a run whose loss halved is learning: vanishing gradients there are only a hint
-PLATEAU_PROGRESS = 0.7  # a plateau comes after real progress: loss below 70% of the initial
-PLATEAU_FLOOR = 0.02  # below 2% of the initial loss the run has converged, it is not stuck
-PLATEAU_LR_CONSTANT = 1.25  # LR max/min over the window under this = no decay is happening
-PLATEAU_STEP_CUT = 10.0  # a plateau's second remedy: one step decay by ten (the guide's usual factor)
+SLOW_UPDATE_RATIO = 1e-4  # (hand) updates under 1e-4 of the weights per step are too small (healthy ~1e-3)
+STILL_FALLING = -0.05  # (hand) a window whose second half is 5% below its first is still falling steadily
+SLOW_RAISE = (3.0, 100.0)  # (hand) a too-low LR is raised towards the healthy update ratio, by 3x to 100x
+SLOW_RAISE_BLIND = 10.0  # (hand) ... or by 10x when no update ratio was sampled
+SADDLE_RAISE = 10.0  # (hand) a saddle's LR remedy: ten times larger steps
+WINDOW_FRACTION = 0.3  # (hand) the stall rules look at the last 30% of the run ...
+WINDOW_MAX = 1000  # (hand) ... at most this many steps
+STALL_SMOOTH = 9  # (hand) running-median width used to find where the loss went flat
+VANISHING_MIN_STEPS = 10  # (hand) steps needed before per-layer medians mean anything
+LEARNING_FRACTION = 0.5  # (hand) a run whose loss halved is learning: vanishing gradients there are only a hint
+PLATEAU_PROGRESS = 0.7  # (hand) a plateau comes after real progress: loss below 70% of the initial
+PLATEAU_FLOOR = 0.02  # (hand) below 2% of the initial loss the run has converged, it is not stuck
+PLATEAU_LR_CONSTANT = 1.25  # (hand) LR max/min over the window under this = no decay is happening
+PLATEAU_STEP_CUT = 10.0  # a plateau's second remedy: one step decay by ten (the Dynaxx Precision guide's factor,
+# Step 2)
 VANISHING_RATIO = 1e-3  # first/last layer gradient-norm ratio under 1e-3 (AUTOTRAINER's threshold)
-VANISHING_MIN_LAYERS = 3  # the ratio means little for networks of one or two layers
+VANISHING_MIN_LAYERS = 3  # (hand) the ratio means little for networks of one or two layers
 
 
 def _window(record: RunRecord) -> int:
