@@ -6,6 +6,7 @@ from __future__ import annotations
 from tunekit.probes._fork import Fork, muted_logging, step_loss
 from tunekit.probes._runner import EVAL_BATCHES, measure_curvature, probe_cost, probe_reason, run_probe
 from tunekit.probes._state import TrainingState
+from tunekit.probes._verify import verify_change
 
 __all__ = ["EVAL_BATCHES", "Fork", "TrainingState", "measure_curvature", "muted_logging", "probe_cost", "probe_reason",
-           "run_probe", "step_loss"]
+           "run_probe", "step_loss", "verify_change"]
