@@ -203,11 +203,11 @@ class Diagnoser(Monitor):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
+        if self.auto_remedy and self.attached:  # before this batch's check: a batch trained before an intervention
+            self._verify(trainer, pl_module, batch)  # is not held for its verification
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self._pipeline.active:
             self._pipeline.batch_end(trainer, batch, batch_idx)
-        if self.auto_remedy and self.attached:
-            self._verify(trainer, pl_module, batch)
         if not (self.probes and self.attached):
             return
         self._prober.hold(trainer, batch)
