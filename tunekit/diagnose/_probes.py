@@ -9,7 +9,9 @@ What the outcomes say (``read_probes``):
   update size, up to 1000x) and at a 10x smaller one. The larger one helps, near the start: the LR is too low
   (``slow_convergence``); the smaller one helps: a noise floor (``plateau``); neither, with clearly negative
   curvature: a saddle; neither without: the rule's evidence stands where it is strong (tiny updates), otherwise
-  it is only a hint.
+  it is only a hint. A ``saddle_stall`` also forks its pushes that are not a step size (more momentum, annealed
+  gradient noise) and, while it stays a saddle, its remedies are ranked by their forks (as an instability's are);
+  a noise floor gets reduce-on-plateau among its decays, its cut the smaller LR that helped.
 * ``oscillation``: forks at 0.3x and 0.1x the LR. One helps: confirmed, and cut by the factor that helped most
   (or below the edge of stability, when the curvature was measured); neither: the swings are noise (a hint).
 * ``divergence`` on a finite loss: the unchanged run and a 10x smaller LR. The unchanged one comes back down below
@@ -401,7 +403,7 @@ def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence
         return _ranked_saddle(saddle, report, evidence, gain, up, listed=True)
     if finding.code is FindingCode.SADDLE_STALL and not measured:
         return _ranked_saddle(finding, report, evidence, gain, up)  # the rule's evidence stands; its remedies ranked
-    if finding.code is FindingCode.SLOW_CONVERGENCE or (finding.code is FindingCode.SADDLE_STALL and not measured):
+    if finding.code is FindingCode.SLOW_CONVERGENCE:
         # the rule's evidence stands (tiny updates; tiny gradients): a few steps were too few to show the way out
         return dataclasses.replace(finding, evidence=evidence,
                                    message=finding.message + f" (the probe's forks were too short to show it: {tried})")

@@ -30,9 +30,10 @@ def verify_change(trainer: pl.Trainer, module: pl.LightningModule, finding: Find
                   steps: int) -> ProbeReport:
     """Train ``steps`` optimizer steps from ``before`` unchanged (clipping at ``clip``, the fit's threshold before
     the change) and from ``start`` under ``change`` (a fork-able recipe change, ``tunekit.diagnose._probes.FORKABLE``),
-    on ``batches`` (the last ``EVAL_BATCHES`` held out to measure both on); the report's control is the unchanged
-    fork, its other outcome labelled ``"intervention"``; ``finding`` is the code the intervention answered. The live state is restored exactly (RNG included). Under DDP
-    call it on every rank: the losses are averaged across ranks."""
+    on ``batches`` (the last ``EVAL_BATCHES`` held out to measure both on). The report's control is the unchanged
+    fork, its other outcome is labelled ``"intervention"``; ``finding`` is the code the intervention answered. The
+    live state is restored exactly (RNG included). Under DDP call it on every rank: the losses are averaged across
+    ranks."""
     optimizer = trainer.optimizers[0]
     schedulers = [config.scheduler for config in trainer.lr_scheduler_configs]
     scaler = grad_scaler_of(trainer)
