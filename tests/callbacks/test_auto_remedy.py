@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from tunekit.callbacks import Diagnoser
 from tunekit.callbacks._surgery import LiveLR, LRProgram
+from tunekit.diagnose import Finding, FindingCode, Remedy, RemedyCode, Severity
 from tunekit.examples import MLP, DigitsDataModule
 
 
@@ -50,6 +51,13 @@ def test_a_run_pushed_to_nan_is_rolled_back_and_ends_finite_and_falling(tmp_path
     saved = json.loads((tmp_path / "diagnosis.json").read_text())
     assert saved["interventions"][0]["change"] == {"lr": 0.05, "gradient_clip_val": 1.0}
     assert "divergence" not in d.diagnosis.codes  # judged from the intervention on
+    # verified: carrying on from the NaN weights blew up on its fork, the rollback with the cut did not: it stays
+    verified = event.evidence["verified"]
+    forks = {f["label"]: f for f in verified["forks"]}
+    assert not event.undone and verified["won"] is True and verified["steps"] == 20
+    assert forks["unchanged"]["loss_change"] == "inf" and forks["intervention"]["loss_change"] < 0
+    assert forks["intervention"]["change"] == {"lr": 0.05, "gradient_clip_val": 1.0}
+    assert "undone" not in saved["interventions"][0] and saved["interventions"][0]["evidence"]["verified"]["won"]
 
 
 def test_under_bf16_and_gradient_accumulation_a_nan_run_is_rolled_back_too(tmp_path):
@@ -105,3 +113,40 @@ def test_lr_programs_ride_on_top_of_a_running_schedule():
     for step in range(3):
         live.apply(constant, step, [])
     assert constant.param_groups[0]["lr"] == pytest.approx(0.2 * 0.5 * (1 + np.cos(np.pi * 2 / 10)))
+
+
+def _wrong_cut(record, ctx):
+    """A rule that calls every stretch of 20 steps an oscillation and prescribes a 10,000x LR cut."""
+    if len(record) < 20:
+        return None
+    cut = Remedy(RemedyCode.LOWER_LR, {"lr": ctx.lr / 1e4}, "Lower the learning rate 10,000x.")
+    return Finding(FindingCode.OSCILLATION, Severity.WARNING, int(record.steps[0]), "swings", {}, (cut,))
+
+
+class _WithWrongCut(Diagnoser):
+    """The Diagnoser with ``_wrong_cut`` among its rules: on a healthy Adam run its remedy must lose to carrying on
+    unchanged (the fit, the intervention, its forks and the undo are all real; only the finding is made up)."""
+
+    def setup(self, trainer, pl_module, stage):
+        super().setup(trainer, pl_module, stage)
+        self._rules = (*self._rules, _wrong_cut)
+
+
+def test_an_intervention_whose_fork_loses_to_carrying_on_unchanged_is_undone_and_recorded(tmp_path):
+    d, log = _WithWrongCut(verbose=False, auto_remedy=True, probes=False, dirpath=tmp_path, flush_every=10,
+                           check_every_n_steps=10), LRLog()
+    trainer = _fit(tmp_path, {"optimizer": "adam", "lr": 1e-3}, 6, d, log=log)
+    (event,) = d.interventions  # the same remedy for the same finding is not applied again
+    assert (event.finding.value, event.remedy.value, event.change) == ("oscillation", "lower_lr", {"lr": 1e-7})
+    verified, undone_at = event.evidence["verified"], event.evidence["undone_at"]
+    forks = {f["label"]: f for f in verified["forks"]}
+    assert event.undone and verified["won"] is False
+    assert forks["intervention"]["change"] == {"lr": pytest.approx(1e-7)}
+    assert forks["unchanged"]["loss_change"] < forks["intervention"]["loss_change"]  # carrying on learnt more
+    assert event.reason.startswith("tried on forks for 20 steps from where it was applied, it did not beat")
+    # 8 training batches and 4 held-out ones after the cut, then undone: the LR is back, to the end of the fit
+    assert undone_at == event.step + 12
+    assert all(log.lrs[s] == pytest.approx(1e-7) for s in range(event.step, undone_at))
+    assert all(log.lrs[s] == pytest.approx(1e-3) for s in range(undone_at, trainer.global_step))
+    saved = json.loads((tmp_path / "diagnosis.json").read_text())["interventions"][0]
+    assert saved["undone"] is True and saved["reason"] == event.reason

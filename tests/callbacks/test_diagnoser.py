@@ -36,7 +36,7 @@ def test_deep_linear_network_from_small_init_is_a_saddle_stall(tmp_path):
         [d], epochs=8)
     top = d.diagnosis.findings[0]
     assert top.code.value == "saddle_stall" and top.step == 0
-    assert [r.code.value for r in top.remedies] == ["change_init", "raise_momentum", "raise_lr"]
+    assert [r.code.value for r in top.remedies] == ["change_init", "raise_momentum", "raise_lr", "add_grad_noise"]
     assert top.remedies[1].change == {"momentum": 0.9}
 
 

@@ -141,8 +141,11 @@ def test_tiny_gradients_at_a_high_flat_loss_are_a_saddle_stall():
     finding = check_saddle_stall(record(loss, 0.1, 0.05, layers=layers, update_ratio=1e-6), SGD)
     assert finding is not None and finding.step == 0
     # stuck from the first step: the init put it there
-    assert [r.code.value for r in finding.remedies] == ["change_init", "raise_momentum", "raise_lr"]
+    assert [r.code.value for r in finding.remedies] == ["change_init", "raise_momentum", "raise_lr", "add_grad_noise"]
     assert finding.remedies[1].change == {"momentum": 0.9}
+    # Neelakantan et al. 2015's smallest variance (0.01), annealed from the fit's first step as the recipe does
+    assert finding.remedies[3].change == {"grad_noise": 0.1}
+    assert f"{0.1 * 300 ** -0.275:.3g} at step 299" in finding.remedies[3].message
 
 
 def test_a_stall_after_some_progress_tries_momentum_first():
@@ -151,7 +154,7 @@ def test_a_stall_after_some_progress_tries_momentum_first():
     layers = np.tile([1e-6, 1e-5, 1e-4, 1e-3], (360, 1))
     finding = check_saddle_stall(record(loss, 0.1, 0.05, layers=layers, update_ratio=1e-6), SGD)
     assert finding.step > 0
-    assert [r.code.value for r in finding.remedies] == ["raise_momentum", "raise_lr", "change_init"]
+    assert [r.code.value for r in finding.remedies] == ["raise_momentum", "raise_lr", "add_grad_noise", "change_init"]
 
 
 def test_healthy_gradients_with_tiny_updates_are_slow_convergence_not_saddle():
@@ -170,8 +173,16 @@ def test_flat_noisy_loss_after_progress_at_constant_lr_is_a_plateau():
     loss = np.concatenate([healthy(200, tau=30, floor=0.6), 0.6 * np.exp(rng.normal(0, 0.3, 600))])
     finding = check_plateau(record(loss, 1.0, 0.1), SGD)
     assert finding is not None and first_remedy(finding) == ("decay_lr", {"schedule": "cosine", "lr": 0.1})
-    assert [r.code.value for r in finding.remedies] == ["decay_lr", "lower_lr", "raise_batch_size"]
-    assert finding.remedies[2].change == {"batch_size": 256}
+    assert [r.code.value for r in finding.remedies] == ["decay_lr", "decay_lr", "lower_lr", "raise_batch_size"]
+    # reduce-on-plateau among the decays; without validations recorded, the recipe's default patience stays
+    assert finding.remedies[1].change == {"schedule": "plateau", "plateau_factor": 0.1, "lr": 0.1}
+    assert finding.remedies[3].change == {"batch_size": 256}
+    # validations every 50 steps: 5 fall in the flat window (its last 240 steps, from step 560: 599 ... 799), and
+    # the patience is half of them, rounded down: 2
+    with_val = check_plateau(record(loss, 1.0, 0.1, val=[0.7] * 16), SGD)
+    assert with_val.evidence["flat_validations"] == 5
+    assert with_val.remedies[1].change == {"schedule": "plateau", "plateau_factor": 0.1, "lr": 0.1,
+                                           "plateau_patience": 2}
 
 
 def test_no_plateau_while_the_lr_decays_or_once_converged():

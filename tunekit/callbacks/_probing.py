@@ -22,6 +22,7 @@ from tunekit.diagnose._probes import (
     Candidate,
     ProbeReport,
     lr_label,
+    panel_core,
     probe_panel,
     read_probes,
 )
@@ -84,10 +85,22 @@ class Prober:
             panel = probe_panel(finding, ctx)
             if not panel:
                 continue
-            left = self.budget - self.spent - probe_cost(len(panel), 0, 0, self._accumulate)
-            steps = min(MAX_STEPS, int(left // len(panel)))
-            if steps >= MIN_STEPS:
-                return finding, panel, steps
+            planned = self._fit(finding, panel)
+            if planned is not None:
+                return finding, *planned
+        return None
+
+    def _fit(self, finding: Finding, panel: list[Candidate]) -> tuple[list[Candidate], int] | None:
+        """The forks the budget pays for (the panel, or the most of it down to its core) and their steps. A saddle
+        keeps room for the curvature when it can: that is what tells it from a flat minimum."""
+        reserve = probe_cost(0, 0, CURVATURE_HVPS, self._accumulate) if self.curvature and \
+            finding.code is FindingCode.SADDLE_STALL else 0.0
+        for keep in (reserve, 0.0):
+            for size in range(len(panel), panel_core(finding, panel) - 1, -1):
+                left = self.budget - self.spent - keep - probe_cost(size, 0, 0, self._accumulate)
+                steps = min(MAX_STEPS, int(left // size))
+                if steps >= MIN_STEPS:
+                    return panel[:size], steps
         return None
 
     def want(self, trainer: pl.Trainer, diagnosis: Diagnosis, ctx: RunContext) -> None:

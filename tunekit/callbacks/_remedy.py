@@ -22,21 +22,38 @@ or a rise of the validation loss seen at one check are often gone at the next, a
 steered by them. A too-low LR is raised only when the updates themselves are tiny (under ``SLOW_UPDATE_RATIO`` of
 the weights): a probe's larger LR wins over a few steps on healthy runs too, and loses over the rest of the fit.
 The rules then judge the fit from the intervention on. At most ``max_interventions`` per fit.
+
+Every intervention a fork can make (an LR, momentum, beta1 or weight decay, clipping, a warmup; not a cosine decay
+over the rest of the fit, the switch to SGD or stopping) is verified: the fit holds the next ``VERIFY_TRAIN``
+training batches (and ``EVAL_BATCHES`` more), then one fork trains ``VERIFY_STEPS`` steps on them from the state
+before the intervention, unchanged, and one from where the intervention started (the snapshot it rolled back to, or
+the same state) with the change; both are measured on the held-out batches. The intervention stays when its fork
+beat the unchanged one by the probes' margin (``PROBE_GAIN``, and twice the comparison's noise); otherwise it is
+undone: the weights, optimizer state and grad scaler go back to where they were before it (the steps trained under
+it are dropped, the LR schedulers stay at the fit's step with their base LRs as before), clipping and the LR
+programs as they were, and the event is marked ``undone`` with the reason; the same remedy is not applied to that
+finding again. The verification costs two forks (``verify_steps`` in the event's evidence) and holds two more
+copies of the weights and optimizer state while it waits; a checkpoint taken meanwhile does not carry it.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
 
+from tunekit.callbacks._probing import MAX_STEPS, TRAIN_BATCHES
 from tunekit.callbacks._surgery import LiveLR, LRProgram, swap_to_sgd
 from tunekit.diagnose import Diagnosis, Finding, FindingCode, Intervention, RemedyCode, RunContext, Severity
+from tunekit.diagnose._probes import FORKABLE, PROBE_GAIN, ProbeReport
 from tunekit.diagnose._stats import nice
 from tunekit.diagnose.rules import SLOW_UPDATE_RATIO
-from tunekit.probes import TrainingState, probe_reason
+from tunekit.probes import EVAL_BATCHES, TrainingState, probe_reason, verify_change
+from tunekit.probes._verify import CHANGED
 from tunekit.recipe import apply_to_groups, rescale_schedule
 from tunekit.record import RunRecord
 from tunekit.utilities.lightning import grad_scaler_of, planned_steps
@@ -47,6 +64,21 @@ MIN_WARMUP = 10  # a restarted warmup spans at least this many steps
 WARMUP_SHARE = 0.05  # ... or 5% of the fit
 CONFIRMING_CHECKS = 2  # (auto-remedy benchmark) checks in a row a finding must be seen at before it steers the fit
 AT_ONCE = (FindingCode.DIVERGENCE, FindingCode.EARLY_INSTABILITY)  # acted on at the check that finds them
+VERIFY_TRAIN = TRAIN_BATCHES  # batches the verification forks train on (the probes' own number) ...
+VERIFY_STEPS = MAX_STEPS  # ... for the probes' longest fork
+
+
+@dataclass
+class _Pending:
+    """An intervention waiting for its verification: the states its two forks start from, what to put back."""
+
+    before: TrainingState  # the fit just before the intervention (the unchanged fork starts here)
+    start: TrainingState  # where the intervention's fork starts (the snapshot it rolled back to, or ``before``)
+    change: dict[str, Any]  # the change as a fork makes it (``lr``: the LR the fit stepped at after it)
+    clip: float | None  # the Trainer's clipping before the intervention
+    own_clip: float | None  # auto-remedy's clipping before it
+    programs: dict[str, Any]  # the LR programs before it
+    batches: list[Any] = dataclasses.field(default_factory=list)
 
 
 @dataclass
@@ -77,11 +109,17 @@ class AutoRemedy:
         self.snapshot_step = 0
         self._best_val = math.inf
         self._seen: dict[FindingCode, int] = {}  # warning findings: checks in a row each has been seen at
+        self._pending: _Pending | None = None
+        self._need = VERIFY_TRAIN + EVAL_BATCHES  # micro-batches a verification holds (set at the fit's start)
+        self._seen_step = -1
+        self._stepped = False
+        self._undone: set[tuple[FindingCode, RemedyCode]] = set()
+        self._judged_from = 0  # the step of the last undo: the rules judge the fit from here too
 
     @property
     def since(self) -> int:
-        """The step the rules judge the fit from: the last intervention's (0 before any)."""
-        return self.events[-1].step if self.events else 0
+        """The step the rules judge the fit from: the last intervention's, or the last undo's (0 before any)."""
+        return max(self.events[-1].step if self.events else 0, self._judged_from)
 
     # ------------------------------------------------------------------ lifecycle
     def before_fit(self, trainer: pl.Trainer) -> None:
@@ -92,6 +130,7 @@ class AutoRemedy:
 
     def start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         self.skip_reason = probe_reason(trainer, module)
+        self._need = VERIFY_TRAIN * trainer.accumulate_grad_batches + EVAL_BATCHES
         if self.clip is not None:
             trainer.gradient_clip_val = self.clip
         if self.skip_reason is None:
@@ -109,7 +148,7 @@ class AutoRemedy:
 
     def keep(self, trainer: pl.Trainer, module: pl.LightningModule, diagnosis: Diagnosis, record: RunRecord) -> None:
         """At a check: the new snapshot, when the run is healthy now and its validation loss no worse than its best."""
-        if self.skip_reason is not None or not diagnosis.is_healthy or not len(record):
+        if self.skip_reason is not None or not diagnosis.is_healthy or not len(record) or self._pending is not None:
             return
         if not math.isfinite(record.loss[-1]):
             return
@@ -132,6 +171,9 @@ class AutoRemedy:
         optimizer = trainer.optimizers[0]
         schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
         evidence = dict(plan.evidence)
+        verify = _forkable(plan)
+        before = TrainingState.take(module, optimizer, schedulers, grad_scaler_of(trainer)) if verify else None
+        clip, own_clip, programs = trainer.gradient_clip_val, self.clip, copy.deepcopy(self.live.state_dict())
         if plan.rollback and self._snapshot is not None:
             self._snapshot.restore(module, optimizer, schedulers, grad_scaler_of(trainer), grads=False)
             evidence["rolled_back_to"] = self.snapshot_step
@@ -161,15 +203,75 @@ class AutoRemedy:
         event = Intervention(step, plan.finding, plan.remedy, change, evidence)
         self.events.append(event)
         self._seen.clear()
+        if before is not None:
+            start = self._snapshot if plan.rollback and self._snapshot is not None else before
+            forked = {k: v for k, v in change.items() if k != "lr"}
+            if "lr" in change:
+                forked["lr"] = float(optimizer.param_groups[0]["lr"])  # the LR the fit steps at after the change
+            self._pending = _Pending(before, start, forked, clip, own_clip, programs)
         return event
+
+    # ------------------------------------------------------------------ verifying
+    @property
+    def verifying(self) -> bool:
+        """An intervention waits for its verification."""
+        return self._pending is not None
+
+    def hold(self, trainer: pl.Trainer, batch: Any) -> None:
+        """Keep a training batch for a waiting verification (called at the end of every training batch)."""
+        self._stepped = trainer.global_step != self._seen_step
+        self._seen_step = trainer.global_step
+        if self._pending is not None:
+            self._pending.batches = (self._pending.batches + [batch])[-self._need:]
+
+    def ready(self) -> bool:
+        """A waiting verification has its batches, and the fit is between optimizer steps."""
+        return self._pending is not None and len(self._pending.batches) >= self._need and self._stepped
+
+    def verify(self, trainer: pl.Trainer, module: pl.LightningModule) -> Intervention:
+        """Run the waiting verification: the last intervention stays, or is undone (see the module's docstring).
+        Returns the event as recorded now (``evidence["verified"]``; ``undone`` and ``reason`` when undone)."""
+        pending, self._pending = self._pending, None
+        assert pending is not None, "verify() without a waiting verification"
+        event = self.events[-1]
+        report = verify_change(trainer, module, event.finding, pending.before, pending.start, pending.change,
+                               pending.clip, pending.batches, VERIFY_STEPS)
+        won = report.helps(CHANGED, PROBE_GAIN)
+        gain = report.gain(CHANGED)
+        evidence = {**event.evidence, "verify_steps": round(report.cost_steps, 1),
+                    "verified": {"won": won, "gain": round(gain, 5) if math.isfinite(gain) else str(gain),
+                                 "steps": VERIFY_STEPS, "forks": [o.to_dict() for o in report.outcomes]}}
+        if won:
+            self.events[-1] = dataclasses.replace(event, evidence=evidence)
+            return self.events[-1]
+        self._undo(trainer, module, pending)
+        self._undone.add((event.finding, event.remedy))
+        evidence["undone_at"] = trainer.global_step
+        self.events[-1] = dataclasses.replace(event, evidence=evidence, undone=True, reason=_reason(report))
+        return self.events[-1]
+
+    def _undo(self, trainer: pl.Trainer, module: pl.LightningModule, pending: _Pending) -> None:
+        optimizer = trainer.optimizers[0]
+        schedulers = [c.scheduler for c in trainer.lr_scheduler_configs]
+        at = [getattr(s, "last_epoch", None) for s in schedulers]
+        pending.before.restore(module, optimizer, schedulers, grad_scaler_of(trainer), grads=False)
+        for scheduler, epoch in zip(schedulers, at, strict=True):
+            if epoch is not None:  # the schedule goes on at the fit's step, from its base LRs as they were
+                scheduler.last_epoch = epoch
+        trainer.gradient_clip_val = pending.clip
+        self.clip = pending.own_clip
+        self.live.load_state_dict(pending.programs)
+        self._judged_from = trainer.global_step
 
     def _plan(self, trainer: pl.Trainer, diagnosis: Diagnosis, ctx: RunContext, record: RunRecord) -> _Plan | None:
         warnings = [f for f in diagnosis.findings if f.severity is not Severity.INFO]
         self._seen = {f.code: self._seen.get(f.code, 0) + 1 for f in warnings}
-        if self.skip_reason is not None or len(self.events) >= self.max_interventions:
+        if self.skip_reason is not None or len(self.events) >= self.max_interventions or self._pending is not None:
             return None
         for finding in warnings:
             plan = self._plan_for(trainer, finding, ctx, record)
+            if plan is not None and (plan.finding, plan.remedy) in self._undone:
+                continue  # tried on this fit, and its fork lost to carrying on unchanged
             if plan is not None and (finding.code in AT_ONCE or "probes" in finding.evidence
                                      or self._seen[finding.code] >= CONFIRMING_CHECKS):
                 return plan
@@ -231,3 +333,20 @@ class AutoRemedy:
         self.clip = state.get("clip")
         self.sgd_lrs = state.get("sgd_lrs")
         self._best_val = float(state.get("best_val", math.inf))
+        self._undone = {(e.finding, e.remedy) for e in self.events if e.undone}
+        self._judged_from = max((int(e.evidence.get("undone_at", 0)) for e in self.events if e.undone), default=0)
+
+
+def _forkable(plan: _Plan) -> bool:
+    """A fork can make this intervention's change (see the module's docstring)."""
+    return bool(plan.change) and set(plan.change) <= FORKABLE and plan.remedy is not RemedyCode.EARLY_STOP
+
+
+def _reason(report: ProbeReport) -> str:
+    control, changed = report.outcomes[0], report.outcomes[1]
+
+    def pct(o: Any) -> str:
+        return "blew up" if not math.isfinite(o.loss_change) else f"{o.loss_change:+.1%}"
+
+    return (f"tried on forks for {changed.steps} steps from where it was applied, it did not beat carrying on "
+            f"unchanged: held-out loss {pct(changed)} with it, {pct(control)} unchanged")

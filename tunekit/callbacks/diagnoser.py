@@ -222,6 +222,8 @@ class Diagnoser(Monitor):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
+        if self.auto_remedy and self.attached:  # before this batch's check: a batch trained before an intervention
+            self._verify(trainer, pl_module, batch)  # is not held for its verification
         self._batch = batch
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         pipeline = self._pipeline  # the early-step checks, or under DDP a replica comparison that may be due
@@ -233,6 +235,19 @@ class Diagnoser(Monitor):
         self._prober.hold(trainer, batch)
         if self._prober.ready(trainer) and self._prober.run(trainer, pl_module, self._context) is not None:
             self._check(trainer, pl_module, may_stop=True)  # the probed finding, read through its probe
+
+    def _verify(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
+        """Hold the batch for a waiting verification of the last intervention; run it once it has its batches."""
+        self._remedy.hold(trainer, batch)
+        if not self._remedy.ready():
+            return
+        event = self._remedy.verify(trainer, pl_module)
+        if event.undone:
+            self.recorder.reset_nonfinite()
+            self._prober.reports.clear()
+            rank_zero_info(f"tunekit: undid {event.remedy.value} {dict(event.change)} (applied at step {event.step} "
+                           f"for {event.finding.value}): {event.reason}")
+        self._diagnosis = Diagnosis(self._diagnosis.findings, self._remedy.events)
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:

@@ -7,18 +7,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from tunekit.exceptions import ConfigError
+from tunekit.recipe._noise import ANNEAL_POWER, add_grad_noise, noise_std
 
-ANNEAL_POWER = 0.55  # the variance decays as eta / (1 + t) ** 0.55 (Neelakantan et al. 2015, their gamma)
-
-
-def noise_std(std: float, step: int) -> float:
-    """The noise's standard deviation at optimizer step ``step`` (0-based) for ``std`` at step 0.
-
-    Example:
-        >>> round(noise_std(1.0, 0), 6), round(noise_std(1.0, 99), 4)
-        (1.0, 0.2818)
-    """
-    return std * (1 + step) ** (-ANNEAL_POWER / 2)
+__all__ = ["ANNEAL_POWER", "GradientNoise", "noise_std"]
 
 
 class GradientNoise(Callback):
@@ -42,8 +33,4 @@ class GradientNoise(Callback):
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        sigma = noise_std(self.std, trainer.global_step)
-        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-        with torch.no_grad():
-            for grad in grads:
-                grad.add_(torch.randn_like(grad), alpha=sigma)
+        add_grad_noise([p for g in optimizer.param_groups for p in g["params"]], self.std, trainer.global_step)

@@ -9,7 +9,9 @@ What the outcomes say (``read_probes``):
   update size, up to 1000x) and at a 10x smaller one. The larger one helps, near the start: the LR is too low
   (``slow_convergence``); the smaller one helps: a noise floor (``plateau``); neither, with clearly negative
   curvature: a saddle; neither without: the rule's evidence stands where it is strong (tiny updates), otherwise
-  it is only a hint.
+  it is only a hint. A ``saddle_stall`` also forks its pushes that are not a step size (more momentum, annealed
+  gradient noise) and, while it stays a saddle, its remedies are ranked by their forks (as an instability's are);
+  a noise floor gets reduce-on-plateau among its decays, its cut the smaller LR that helped.
 * ``oscillation``: forks at 0.3x and 0.1x the LR. One helps: confirmed, and cut by the factor that helped most
   (or below the edge of stability, when the curvature was measured); neither: the swings are noise (a hint).
 * ``divergence`` on a finite loss: the unchanged run and a 10x smaller LR. The unchanged one comes back down below
@@ -50,7 +52,7 @@ STALLS = (FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL, FindingCode.PL
 VERIFIED = (FindingCode.EXPLODING_GRADIENTS, FindingCode.EARLY_INSTABILITY)  # their remedies are tried on forks
 PROBED = (*STALLS, FindingCode.OSCILLATION, FindingCode.DIVERGENCE, *VERIFIED)
 FORKABLE = frozenset({"lr", "momentum", "beta1", "beta2", "weight_decay", "gradient_clip_val", "warmup_steps",
-                      "batch_size"})  # the recipe keys a fork can change on the live optimizer and batches
+                      "batch_size", "grad_noise"})  # the recipe keys a fork can change (optimizer, batches, gradients)
 MAX_REMEDY_FORKS = 4  # (hand) remedies tried per probe (the control besides): the probe budget pays for each
 UP, DOWN, HALF_DOWN = 10.0, 0.1, 1 / math.sqrt(10)  # (hand) the LR factors the forks try
 MAX_UP = 1000.0  # (hand) a too-low LR's fork jumps at most three decades
@@ -190,15 +192,26 @@ def remedy_candidates(finding: Finding, ctx: RunContext) -> list[Candidate]:
     return out[:MAX_REMEDY_FORKS]
 
 
+def panel_core(finding: Finding, panel: list[Candidate]) -> int:
+    """How many of ``panel``'s first forks a probe needs: a saddle's pushes (its last forks) may be left out when
+    the budget cannot pay for them, the other panels are tried whole or not at all."""
+    if finding.code is FindingCode.SADDLE_STALL:
+        return min(len(panel), 3)  # the control and the two step sizes
+    return len(panel)
+
+
 def probe_panel(finding: Finding, ctx: RunContext) -> list[Candidate]:
     """The forks that tell a finding's look-alikes apart (the control first); empty when forks say nothing."""
     control = Candidate("unchanged")
     factors: tuple[float, ...]
+    extra: list[Candidate] = []
     if finding.code in VERIFIED:
         candidates = remedy_candidates(finding, ctx) if finding.severity is not Severity.INFO else []
         return [control, *candidates] if candidates else []
     if finding.code in STALLS:
         factors = (_up_factor(finding), DOWN)
+        if finding.code is FindingCode.SADDLE_STALL:  # its pushes that are not a step size, tried beside them
+            extra = [c for c in remedy_candidates(finding, ctx) if "lr" not in c.change]
     elif finding.code is FindingCode.OSCILLATION:
         factors = (HALF_DOWN, DOWN)
     elif finding.code is FindingCode.DIVERGENCE and finding.severity is Severity.CRITICAL \
@@ -210,6 +223,7 @@ def probe_panel(finding: Finding, ctx: RunContext) -> list[Candidate]:
     if not now > 0:
         return []  # a schedule that has run down to zero: no step size to try
     panel = [control] + [Candidate(lr_label(f), {"lr": nice(now * f)}) for f in factors]
+    panel += extra[:MAX_REMEDY_FORKS - len(factors)]
     if finding.code is FindingCode.DIVERGENCE:  # the remedies that are not an LR cut, tried beside it
         panel += [c for c in remedy_candidates(finding, ctx) if "lr" not in c.change][:MAX_REMEDY_FORKS - 1]
     return panel
@@ -256,27 +270,30 @@ def _read_divergence(finding: Finding, report: ProbeReport, evidence: dict[str, 
                                    message=finding.message + f"; but left unchanged its held-out loss came back down "
                                    f"from {fmt(control.loss_before)} to {fmt(control.loss_after)}, below its start "
                                    f"({fmt(initial)}) ({tried}), so it is not stopped")
-    return _read_verified(finding, report, evidence, gain, extra=[lr_label(DOWN)])
+    return _read_verified(finding, report, evidence, gain, extra={RemedyCode.LOWER_LR: lr_label(DOWN)})
 
 
-def _fork_for(remedy: Remedy, outcomes: Mapping[str, ProbeOutcome], extra: list[str] | None) -> str | None:
+def _fork_for(remedy: Remedy, outcomes: Mapping[str, ProbeOutcome],
+              extra: Mapping[RemedyCode, str] | None) -> str | None:
     """The fork that tried ``remedy``: the one labelled with its code (the finding's values may have moved a little
-    since the probe ran), or for an LR cut the probe's smaller-LR fork."""
+    since the probe ran), or the fork ``extra`` names for its code (an LR cut: the probe's smaller-LR fork)."""
     code = remedy.code.value
     label = next((x for x in outcomes if x == code or x.startswith(code + " ")), None)
-    if label is None and remedy.code is RemedyCode.LOWER_LR:
-        label = next((x for x in extra or [] if x in outcomes), None)
+    named = (extra or {}).get(remedy.code)
+    if label is None and named in outcomes:
+        label = named
     return label
 
 
 def _read_verified(finding: Finding, report: ProbeReport, evidence: dict[str, Any], gain: float,
-                   extra: list[str] | None = None) -> Finding:
+                   extra: Mapping[RemedyCode, str] | None = None, listed: bool = False) -> Finding:
     """The finding with its remedies re-ranked by their forks: those that beat the unchanged run (by more than the
     noise) first, the largest win first; then the rest in the rule's order, but those whose fork blew up last. A fork
     that merely trails the unchanged one over its few steps does not demote a remedy: a larger batch or a smaller LR
     makes less progress over 20 steps and more over the fit (BatchNorm at batch 2 on digits: a batch of 16 trails
     the unchanged fork by 8% over 20 steps and ends the fit at a fifth of its validation loss, 0.14 from 0.69).
-    The message says what won and by how much, or that nothing beat the unchanged run."""
+    The message says what won and by how much, or that nothing beat the unchanged run (with what each fork did,
+    unless the message ``listed`` it already)."""
     outcomes = {o.label: o for o in report.outcomes[1:]}
     won: list[tuple[float, Remedy]] = []
     rest: list[Remedy] = []
@@ -302,8 +319,8 @@ def _read_verified(finding: Finding, report: ProbeReport, evidence: dict[str, An
         said = (f"; tried on forks of the run for {control.steps} steps, {best} won: held-out loss "
                 f"{_pct(fork.loss_change)} against {_pct(control.loss_change)} unchanged")
     else:
-        said = (f"; tried on forks of the run for {control.steps} steps, no candidate beat the unchanged run "
-                f"({_tried(report)})")
+        said = f"; tried on forks of the run for {control.steps} steps, no candidate beat the unchanged run" + (
+            "" if listed else f" ({_tried(report)})")
     return dataclasses.replace(finding, evidence=evidence, message=finding.message + said,
                                remedies=tuple([r for _, r in won] + rest + lost))
 
@@ -346,7 +363,9 @@ def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence
     up_progress = -up.loss_change if up is not None and math.isfinite(up.loss_change) else -math.inf
     # a too-low LR: progress grows with the step (about in proportion); a good one gains little from a larger step
     faster = up_progress >= FASTER * max(control_progress, 0.0)
-    if up is not None and report.helps(up.label, gain) and up_gain >= down_gain and faster:
+    push = _best_push(report, gain)  # a saddle's grad-noise or momentum fork that won, if any
+    if up is not None and report.helps(up.label, gain) and up_gain >= down_gain and faster and \
+            not (push is not None and report.gain(push) > up_gain):
         factor = up.change["lr"] / ctx.current_lr
         if not (near_start or finding.code is FindingCode.SLOW_CONVERGENCE):
             return dataclasses.replace(finding, severity=Severity.INFO, evidence=evidence,
@@ -365,7 +384,12 @@ def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence
         factor = down.change["lr"] / ctx.current_lr
         decay = _confirmed(R.step_decay(ctx, finding.step, factor, "a smaller step settled lower, so the current one "
                                         "sits at its noise floor"), report, down.label)
-        rest = [R.decay_lr(ctx, "a cosine decay settles lower too, without choosing when"),
+        flat = finding.evidence.get("flat_validations")
+        # reduce-on-plateau's cut, once its patience has run out, is the smaller-LR fork: tried by it
+        on_plateau = _confirmed(R.reduce_on_plateau(ctx, factor, flat if isinstance(flat, int) else None,
+                                                    "it cuts where the validation loss stops improving, without "
+                                                    "choosing when"), report, down.label)
+        rest = [on_plateau, R.decay_lr(ctx, "a cosine decay settles lower too, without choosing when"),
                 R.lower_lr(ctx, 1 / factor, "a one-off cut does the same for what is left")]
         bigger = R.raise_batch_size(ctx, "a larger batch lowers the gradient noise that sets the floor")
         if bigger is not None:
@@ -375,11 +399,14 @@ def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence
                        f"noise floor of lr {fmt(ctx.lr)}", evidence, (decay, *rest))
     if saddle_curvature:
         why = f"the Hessian has a clearly negative eigenvalue ({fmt(bottom)} against a largest of {fmt(top)})"
-        remedies = finding.remedies if finding.code is FindingCode.SADDLE_STALL else _saddle_remedies(ctx)
-        return Finding(FindingCode.SADDLE_STALL, Severity.WARNING, finding.step,
-                       f"the loss is stuck and neither a larger nor a smaller learning rate moves it ({tried}), and "
-                       f"{why}: a saddle region, not a minimum", evidence, tuple(remedies))
-    if finding.code is FindingCode.SLOW_CONVERGENCE or (finding.code is FindingCode.SADDLE_STALL and not measured):
+        remedies = finding.remedies if finding.code is FindingCode.SADDLE_STALL else _saddle_remedies(ctx, report.step)
+        saddle = Finding(FindingCode.SADDLE_STALL, Severity.WARNING, finding.step,
+                         f"the loss is stuck and {_moved_by(report, up, down, gain)} ({tried}), and {why}: a saddle "
+                         "region, not a minimum", evidence, tuple(remedies))
+        return _ranked_saddle(saddle, report, evidence, gain, up, listed=True)
+    if finding.code is FindingCode.SADDLE_STALL and not measured:
+        return _ranked_saddle(finding, report, evidence, gain, up)  # the rule's evidence stands; its remedies ranked
+    if finding.code is FindingCode.SLOW_CONVERGENCE:
         # the rule's evidence stands (tiny updates; tiny gradients): a few steps were too few to show the way out
         return dataclasses.replace(finding, evidence=evidence,
                                    message=finding.message + f" (the probe's forks were too short to show it: {tried})")
@@ -393,8 +420,40 @@ def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence
                    finding.message + f"; but no step size tried helped ({tried})", evidence, finding.remedies)
 
 
-def _saddle_remedies(ctx: RunContext) -> list[Remedy]:
-    remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region")]
+PUSHES = (RemedyCode.ADD_GRAD_NOISE, RemedyCode.RAISE_MOMENTUM)  # a saddle's remedies that are not a step size
+
+
+def _best_push(report: ProbeReport, gain: float) -> str | None:
+    """The fork of a saddle's push (gradient noise, more momentum) that beat the unchanged run by the most, if any."""
+    pushes = [o.label for o in report.outcomes[1:] if o.label.split(" ")[0] in PUSHES and report.helps(o.label, gain)]
+    return max(pushes, key=report.gain) if pushes else None
+
+
+def _moved_by(report: ProbeReport, up: ProbeOutcome | None, down: ProbeOutcome | None, gain: float) -> str:
+    steps = [o for o in (up, down) if o is not None and report.helps(o.label, gain)]
+    if not steps:
+        return "neither a larger nor a smaller learning rate moves it"
+    return f"a {'larger' if steps[0] is up else 'smaller'} learning rate moves it only a little"
+
+
+def _ranked_saddle(finding: Finding, report: ProbeReport, evidence: dict[str, Any], gain: float,
+                   up: ProbeOutcome | None, listed: bool = False) -> Finding:
+    """A saddle's remedies ranked by the forks that tried them (the larger-LR fork tried ``raise_lr``): the ones
+    that beat the unchanged run first, the largest win first; the message says what won, or that nothing did."""
+    extra = {RemedyCode.RAISE_LR: up.label} if up is not None else None
+    first = finding.remedies[0] if finding.remedies else None
+    if first is None or first.code is not RemedyCode.CHANGE_INIT:
+        return _read_verified(finding, report, evidence, gain, extra, listed)
+    # stuck from the first step: the init stays first (no fork can try it, and over the whole fit it is what got
+    # the deep linear networks out; a push that wins 20 steps need not), the rest are ranked after it
+    ranked = _read_verified(dataclasses.replace(finding, remedies=finding.remedies[1:]), report, evidence, gain, extra,
+                            listed)
+    return dataclasses.replace(ranked, remedies=(first, *ranked.remedies))
+
+
+def _saddle_remedies(ctx: RunContext, step: int) -> list[Remedy]:
+    remedies = [R.raise_momentum(ctx, "velocity built up carries the weights through the flat region"),
+                R.add_grad_noise(ctx, step)]
     remedies.append(R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or "
                            "orthogonal): a small init starts deep networks right at a saddle."))
     return remedies

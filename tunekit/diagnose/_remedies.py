@@ -200,3 +200,38 @@ def early_stop(step: int) -> Remedy:
 def note(code: RemedyCode, message: str) -> Remedy:
     """A remedy that is not a recipe change (init, architecture, data pipeline): empty ``change``."""
     return Remedy(code, {}, message)
+
+
+# ---------------------------------------------------------------- gradient noise and reduce-on-plateau (issue 22)
+GRAD_NOISE_STD = 0.1  # the noise's std at step 0: eta = 0.01, the smallest variance Neelakantan et al. 2015 tried
+GRAD_NOISE_POWER = 0.275  # ... annealed as std / (1 + t) ** 0.275 (their gamma 0.55, halved for the std)
+PLATEAU_MIN_PATIENCE = 1  # reduce-on-plateau waits at least one validation epoch without improvement ...
+PLATEAU_PATIENCE_SHARE = 0.5  # ... or half the epochs the run has been flat: it would have cut within this plateau
+
+
+def add_grad_noise(ctx: RunContext, step: int) -> Remedy:
+    """Annealed Gaussian gradient noise (the recipe's ``grad_noise``) for a run stuck at a saddle: the gradient there
+    is too small to point the way out, and noise pushes the weights off the flat directions (Neelakantan et al.
+    2015; the guide's language-model scenario). ``step`` is the optimizer step now, for the size the noise has
+    there."""
+    now = GRAD_NOISE_STD * (1 + max(0, step)) ** -GRAD_NOISE_POWER
+    return Remedy(RemedyCode.ADD_GRAD_NOISE, {"grad_noise": GRAD_NOISE_STD},
+                  f"Add annealed Gaussian noise to the gradients (grad_noise: {fmt(GRAD_NOISE_STD)}, its standard "
+                  f"deviation at step 0, falling as (1 + step) ** -{GRAD_NOISE_POWER}: {fmt(now)} at step {step}): "
+                  "at a saddle the gradient is too small to point the way out, and the noise pushes the weights off "
+                  "the flat directions.")
+
+
+def reduce_on_plateau(ctx: RunContext, factor: float, flat_epochs: float | None, why: str) -> Remedy:
+    """Torch's ``ReduceLROnPlateau`` on the validation loss (``schedule: plateau``), cutting by ``factor`` after
+    ``plateau_patience`` validation epochs without improvement: half the epochs the run has been flat
+    (``flat_epochs``), at least one; without them, the recipe's default patience is kept. The primer's remedy for a
+    loss that plateaus at a constant LR (its table of loss patterns)."""
+    change: dict[str, object] = {"schedule": "plateau", "plateau_factor": nice(factor), "lr": nice(ctx.lr)}
+    if flat_epochs is not None and flat_epochs > 0:
+        change["plateau_patience"] = max(PLATEAU_MIN_PATIENCE, int(PLATEAU_PATIENCE_SHARE * flat_epochs))
+    patience = change.get("plateau_patience")
+    wait = f"{patience} validation epoch{'s' if patience != 1 else ''}" if patience else "its patience"
+    return Remedy(RemedyCode.DECAY_LR, change,
+                  f"Reduce the learning rate on plateau (schedule: plateau, from {fmt(ctx.lr)}): cut it "
+                  f"{fmt(1 / factor)}x whenever the validation loss has not improved for {wait}: {why}.")

@@ -67,6 +67,7 @@ class RemedyCode(_Code):
     LOWER_BETA1 = "lower_beta1"
     LOWER_BETA2 = "lower_beta2"
     ADD_WEIGHT_DECAY = "add_weight_decay"
+    ADD_GRAD_NOISE = "add_grad_noise"
     SWITCH_TO_SGD = "switch_to_sgd"
     SWITCH_OPTIMIZER = "switch_optimizer"
     RAISE_BATCH_SIZE = "raise_batch_size"
@@ -146,22 +147,30 @@ class Finding:
 @dataclass(frozen=True)
 class Intervention:
     """A remedy applied to the running fit by ``Diagnoser(auto_remedy=True)``: at which step, for which finding,
-    the remedy and the absolute change made, and what was measured (``evidence``: the rollback, the values)."""
+    the remedy and the absolute change made, and what was measured (``evidence``: the rollback, the values, the
+    verification's forks). ``undone``: its fork did not beat carrying on unchanged, so it was taken back (``reason``
+    says what the forks measured)."""
 
     step: int
     finding: FindingCode
     remedy: RemedyCode
     change: Mapping[str, Any]
     evidence: Mapping[str, Any] = field(default_factory=dict)
+    undone: bool = False
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": int(self.step), "finding": self.finding.value, "remedy": self.remedy.value,
-                "change": _jsonable(dict(self.change)), "evidence": _jsonable(dict(self.evidence))}
+        out = {"step": int(self.step), "finding": self.finding.value, "remedy": self.remedy.value,
+               "change": _jsonable(dict(self.change)), "evidence": _jsonable(dict(self.evidence))}
+        if self.undone:
+            out.update(undone=True, reason=self.reason)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Intervention:
         return cls(int(data["step"]), FindingCode(data["finding"]), RemedyCode(data["remedy"]),
-                   dict(data.get("change", {})), dict(data.get("evidence", {})))
+                   dict(data.get("change", {})), dict(data.get("evidence", {})), bool(data.get("undone", False)),
+                   data.get("reason"))
 
 
 def _sort_key(finding: Finding) -> tuple[int, int, int]:

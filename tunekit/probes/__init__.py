@@ -7,6 +7,7 @@ from tunekit.probes._fork import Fork, muted_logging, step_loss
 from tunekit.probes._one_batch import fit_one_batch
 from tunekit.probes._runner import EVAL_BATCHES, measure_curvature, probe_cost, probe_reason, run_probe
 from tunekit.probes._state import TrainingState
+from tunekit.probes._verify import verify_change
 
 __all__ = ["EVAL_BATCHES", "Fork", "TrainingState", "fit_one_batch", "measure_curvature", "muted_logging",
-           "probe_cost", "probe_reason", "run_probe", "step_loss"]
+           "probe_cost", "probe_reason", "run_probe", "step_loss", "verify_change"]

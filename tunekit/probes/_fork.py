@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from lightning.pytorch.utilities.enums import GradClipAlgorithmType
 
-from tunekit.recipe import apply_to_groups
+from tunekit.recipe import add_grad_noise, apply_to_groups
 
 WARMUP_START = 0.1  # a restarted warmup ramps the LR from 10% of its value to all of it over the fork
 
@@ -87,15 +87,18 @@ class Fork:
         clip: the Trainer's gradient clipping threshold, or None.
         accumulate: micro-batches per optimizer step.
         clip_algorithm: the Trainer's ``gradient_clip_algorithm`` (``"norm"`` or ``"value"``).
+        step: the fit's optimizer step at the fork (``global_step``): a ``grad_noise`` change is annealed from it,
+            as the recipe's ``GradientNoise`` would anneal it at those steps of the fit.
     """
 
     def __init__(self, module: Any, optimizer: torch.optim.Optimizer, precision: Any, clip: float | None,
-                 accumulate: int, clip_algorithm: Any = "norm") -> None:
+                 accumulate: int, clip_algorithm: Any = "norm", step: int = 0) -> None:
         self.module, self.optimizer, self.precision = module, optimizer, precision
         self.clip, self.accumulate = clip, max(1, accumulate)
         self.clip_algorithm = GradClipAlgorithmType(clip_algorithm or "norm")
         self.scaler = getattr(precision, "scaler", None)
         self.params = [p for p in module.parameters() if p.requires_grad]
+        self.start_step = int(step)
         self.steps_done = 0  # optimizer steps the forks took (the cost)
         self.evaluations = 0  # forward passes spent evaluating
 
@@ -123,8 +126,12 @@ class Fork:
     def train(self, change: Mapping[str, Any], batches: Sequence[Any], steps: int) -> float:
         """Apply ``change`` to the optimizer and train ``steps`` optimizer steps, cycling through ``batches``;
         returns the mean training loss of the last steps (NaN when the fork blew up). A ``batch_size`` in the change
-        joins held batches into larger ones and takes fewer steps, so the fork sees the same samples."""
-        apply_to_groups(self.optimizer, {k: v for k, v in change.items() if k not in ("warmup_steps", "batch_size")})
+        joins held batches into larger ones and takes fewer steps, so the fork sees the same samples. A
+        ``grad_noise`` adds the recipe's annealed noise to the (unscaled) gradients before clipping, at the size it
+        has at each of these steps of the fit, drawn from torch's global generator as ``GradientNoise`` draws it."""
+        apply_to_groups(self.optimizer, {k: v for k, v in change.items()
+                                         if k not in ("warmup_steps", "batch_size", "grad_noise")})
+        noise = float(change.get("grad_noise") or 0.0)
         if change.get("batch_size"):
             batches, steps = _larger_batches(batches, int(change["batch_size"]), steps)
         clip = change.get("gradient_clip_val", self.clip)
@@ -155,6 +162,9 @@ class Fork:
                 losses.append(total)
                 if self.scaler is not None:
                     self.scaler.unscale_(self.optimizer)
+                if noise:
+                    add_grad_noise([p for g in self.optimizer.param_groups for p in g["params"]], noise,
+                                   self.start_step + step)
                 if clip:  # as the Trainer clips: by norm or by value, through the precision plugin
                     self.precision.clip_gradients(self.optimizer, float(clip), self.clip_algorithm)
                 if self.scaler is not None:

@@ -72,7 +72,7 @@ def run_probe(trainer: pl.Trainer, module: pl.LightningModule, finding: Finding,
     scaler = grad_scaler_of(trainer)
     held, train = list(batches[-EVAL_BATCHES:]), list(batches[:-EVAL_BATCHES])
     fork = Fork(module, optimizer, trainer.precision_plugin, trainer.gradient_clip_val,
-                trainer.accumulate_grad_batches, trainer.gradient_clip_algorithm)
+                trainer.accumulate_grad_batches, trainer.gradient_clip_algorithm, trainer.global_step)
     results: list[tuple[list[float], list[float]]] = []
     curv: dict[str, Any] | None = None
     with isolate_rng():

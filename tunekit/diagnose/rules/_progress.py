@@ -6,9 +6,9 @@ near a saddle point ... always check the gradient norm"):
 
 | finding | loss | gradient norm | update/weight ratio | remedy |
 |---|---|---|---|---|
-| saddle_stall | flat, near its start | tiny relative to the loss | tiny | momentum, higher LR, init |
+| saddle_stall | flat, near its start | tiny relative to the loss | tiny | momentum, higher LR, gradient noise, init |
 | slow_convergence | falling slowly, near its start | healthy | tiny | higher LR |
-| plateau | flat, well below its start | healthy (noise) | healthy | decay the LR |
+| plateau | flat, well below its start | healthy (noise) | healthy | decay the LR (cosine, on plateau, a step) |
 """
 
 from __future__ import annotations
@@ -101,6 +101,7 @@ def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
     if (ctx.is_adam and (ctx.beta1 or 0.9) >= 0.95) or (not ctx.is_adam and (ctx.momentum or 0) >= 0.9):
         remedies = []  # momentum is already high; a larger step is the next lever
     remedies.append(R.raise_lr(ctx, SADDLE_RAISE, "larger steps leave the near-zero-gradient region sooner"))
+    remedies.append(R.add_grad_noise(ctx, record.last_step))
     init = R.note(RemedyCode.CHANGE_INIT, "Initialize the weights at a larger scale (Xavier/Kaiming or orthogonal): "
                   "a small init starts deep networks right at a saddle.")
     # Stuck from the first step: the init put it there, and no step size gets out in time (measured on the
@@ -162,6 +163,13 @@ def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None
     )
 
 
+def validations_since(record: RunRecord, step: int) -> int | None:
+    """The validation epochs the run had from ``step`` on (what reduce-on-plateau counts); None without any."""
+    if not len(record.val_steps):
+        return None
+    return int(np.count_nonzero(record.val_steps >= step))
+
+
 def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The loss came down, then stopped at a noise floor under a constant learning rate."""
     if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
@@ -176,8 +184,12 @@ def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
     if not (change > FLAT_CHANGE and constant_lr):
         return None
     noise = float(np.std(loss)) / max(level, 1e-12)
+    flat_validations = validations_since(record, int(record.steps[-n]))
     remedies = [R.decay_lr(ctx, "the loss sits at the noise floor of this step size; a shrinking step settles "
-                           "lower"), R.lower_lr(ctx, PLATEAU_STEP_CUT, "a one-off step decay does the same")]
+                           "lower"),
+                R.reduce_on_plateau(ctx, 1 / PLATEAU_STEP_CUT, flat_validations,
+                                    "it cuts where the validation loss stops improving, without choosing when"),
+                R.lower_lr(ctx, PLATEAU_STEP_CUT, "a one-off step decay does the same")]
     bigger = R.raise_batch_size(ctx, "a larger batch lowers the gradient noise that sets the floor")
     if bigger is not None:
         remedies.append(bigger)
@@ -185,8 +197,8 @@ def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
         FindingCode.PLATEAU, Severity.WARNING, int(record.steps[-n]),
         f"the loss has not improved over the last {n} steps (flat at {fmt(level)}, batch-to-batch noise "
         f"{noise:.0%}) at a constant learning rate of {fmt(ctx.lr)}",
-        {"loss": level, "initial_loss": record.initial_loss, "window_change": change, "noise": noise, "lr": ctx.lr},
-        tuple(remedies),
+        {"loss": level, "initial_loss": record.initial_loss, "window_change": change, "noise": noise, "lr": ctx.lr,
+         "flat_validations": flat_validations}, tuple(remedies),
     )
 
 
