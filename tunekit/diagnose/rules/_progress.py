@@ -19,6 +19,7 @@ from tunekit.diagnose import _remedies as R
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, halves_change, median, recent_window, smooth
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
+from tunekit.diagnose.rules._settings import setting_fault
 from tunekit.record import RunRecord
 
 STALL_MIN_STEPS = 40  # fewer steps than this say nothing about progress
@@ -119,8 +120,8 @@ def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None
     steadily, are a hint that a what-if probe settles: it becomes a warning when a larger LR makes the loss fall
     faster (the update size that suits a model differs from model to model; the probe does not depend on it).
     """
-    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
-        return None
+    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS or setting_fault(record, ctx) is not None:
+        return None  # too short to say, or a setting explains the stall (``check_setting_faults``)
     n = _window(record)
     level = median(record.loss[-n:])
     since = int(record.steps[-n])
@@ -160,8 +161,8 @@ def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None
 
 def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The loss came down, then stopped at a noise floor under a constant learning rate."""
-    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
-        return None
+    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS or setting_fault(record, ctx) is not None:
+        return None  # too short to say, or a setting explains the stall (``check_setting_faults``)
     n = _window(record)
     loss, lr = record.loss[-n:], record.lr[-n:]
     level = median(loss)
