@@ -350,6 +350,8 @@ def _forks(report: ProbeReport, ctx: RunContext) -> tuple[ProbeOutcome | None, P
 
 def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence: dict[str, Any], tried: str,
                 gain: float, negative: float) -> Finding:
+    if not ctx.current_lr > 0:  # a schedule has run the LR down to zero since the probe: its forks' factors are moot
+        return dataclasses.replace(finding, evidence=evidence)
     up, down = _forks(report, ctx)
     up_gain = report.gain(up.label) if up is not None else -math.inf
     down_gain = report.gain(down.label) if down is not None else -math.inf
