@@ -44,7 +44,9 @@ CAUSES: dict[str, dict[str, tuple[str, ...]]] = {
                       "fixes": ("raise_batch_size", "change_architecture")},
     "nan_rows": {"findings": ("data_fault",), "fixes": ("check_pipeline",)},
     # settings that hold the step down or the weights back (issue 23, the second round): the run learns slowly
-    "wd_high": {"findings": ("slow_convergence", "plateau"), "fixes": ("lower_weight_decay",)},
+    # weights held small also pass a vanishing gradient back, or (behind normalization) take larger effective steps
+    "wd_high": {"findings": ("slow_convergence", "plateau", "vanishing_gradients", "exploding_gradients",
+                             "oscillation"), "fixes": ("lower_weight_decay",)},
     "clip_tight": {"findings": ("slow_convergence", "plateau"), "fixes": ("loosen_clipping",)},
     "decay_early": {"findings": ("slow_convergence", "plateau"), "fixes": ("postpone_decay",)},
     "warmup_long": {"findings": ("slow_convergence", "plateau"), "fixes": ("shorten_warmup",)},

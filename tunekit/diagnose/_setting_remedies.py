@@ -14,6 +14,9 @@ from tunekit.diagnose._types import Remedy, RemedyCode
 
 CLIP_HEADROOM = 2.0  # a loosened clip sits at twice the median gradient norm: ordinary steps pass whole, spikes
 # (the 5x-median steps the spike rule counts) are still cut
+STRONG_DECAY = 1e-3  # weight decay that would shrink the weights by over 0.1% per step without the gradient (e-fold
+# within 1000 steps) is far too strong: twice the strongest usual recipe (SGD lr 0.1, momentum 0.9, L2 5e-4, the
+# CIFAR ResNets: 5e-4 per step); AdamW at its defaults (lr 1e-3, 1e-2) shrinks by 1e-5 per step
 WEIGHT_DECAY_CUT = 10.0  # weight decay is cut at least tenfold ...
 # ... and not above the usual starting value: torch's AdamW default 1e-2 (``ADAMW_WEIGHT_DECAY``) for decoupled
 # decay, the guide's 1e-4 (``SGD_WEIGHT_DECAY``, Step 5) for L2 with SGD
@@ -28,6 +31,29 @@ def loosen_clipping(ctx: RunContext, grad_norm: float) -> Remedy:
                   f"gradient norm, {fmt(grad_norm)}): at {fmt(ctx.gradient_clip_val or 0.0)} every step is cut to "
                   f"{scale:.1%} of its size, so the run crawls whatever the learning rate; clipping is meant to cut "
                   "only the spikes (or remove it: gradient_clip_val=None).")
+
+
+def decay_per_step(ctx: RunContext) -> float | None:
+    """How much weight decay alone shrinks the weights per step (a fraction): ``lr * weight_decay`` for decoupled
+    decay (AdamW), ``lr * weight_decay / (1 - momentum)`` for SGD's L2 (momentum accumulates it as it does the
+    gradient); None for optimizers whose L2 term is rescaled per parameter (Adam, RMSprop, ...)."""
+    if not ctx.weight_decay:
+        return 0.0
+    if ctx.optimizer == "adamw":
+        return ctx.current_lr * ctx.weight_decay
+    if ctx.optimizer == "sgd":
+        return ctx.current_lr * ctx.weight_decay / max(1.0 - (ctx.momentum or 0.0), 1e-3)
+    return None
+
+
+def decay_causes(ctx: RunContext) -> list[Remedy]:
+    """``lower_weight_decay`` when the decay is far too strong (``STRONG_DECAY``), for the rules whose symptom it can
+    cause: weights held small pass a vanishing gradient back, and (behind normalization) a larger effective step."""
+    d = decay_per_step(ctx)
+    if d is None or d <= STRONG_DECAY:
+        return []
+    return [lower_weight_decay(ctx, f"it shrinks the weights by {d:.2%} per step on its own (the usual recipes: "
+                                    "under 0.05%), which outweighs the loss's gradient")]
 
 
 def usual_weight_decay(ctx: RunContext) -> float:

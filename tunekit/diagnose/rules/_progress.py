@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from tunekit.diagnose import _remedies as R
+from tunekit.diagnose import _setting_remedies as S
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, halves_change, median, recent_window, smooth
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
@@ -210,7 +211,7 @@ def check_vanishing_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
                   "the first layers.")
     init = R.note(RemedyCode.CHANGE_INIT, "Use an initialization scaled for the depth (Kaiming for ReLU, Xavier for "
                   "tanh) so each layer passes the gradient on at about the same size.")
-    remedies = [arch, init] if ctx.saturating_layers else [init, arch]
+    remedies = [*S.decay_causes(ctx), *([arch, init] if ctx.saturating_layers else [init, arch])]
     if not ctx.is_adam:
         remedies.append(R.switch_optimizer(ctx, "Adam rescales each parameter's step, so small gradients still move "
                                            "the early layers"))

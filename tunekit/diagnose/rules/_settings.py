@@ -17,7 +17,7 @@ import numpy as np
 from tunekit.diagnose import _setting_remedies as S
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, halves_change, median, recent_window
-from tunekit.diagnose._types import Finding, FindingCode, Remedy, Severity
+from tunekit.diagnose._types import Finding, FindingCode, Remedy, RemedyCode, Severity
 from tunekit.record import RunRecord
 
 MIN_STEPS = 40  # fewer steps than this say nothing about progress
@@ -33,10 +33,9 @@ WARMUP_START = 0.5  # a warmup starts the LR under half its peak ...
 LONG_WARMUP = 0.4  # ... and is far too long when the peak comes after 40% of the planned steps: the usual warmup is
 # ~5% (Goyal et al. 2017: 5 of 90 epochs; the glossary's "first few hundred/thousand steps"), and one-cycle's 30%
 # rise (Smith 2018) is the longest common one
+SMOOTH = 9  # losses in the medians that say where the loss was when the LR ran out, and where it is now
 PEAK_SHARE = 0.99  # the warmup ended where the LR first reached 99% of its peak
-STRONG_DECAY = 1e-3  # weight decay that would shrink the weights by over 0.1% per step without the gradient (e-fold
-# within 1000 steps) is far too strong: twice the strongest usual recipe (SGD lr 0.1, momentum 0.9, L2 5e-4, the
-# CIFAR ResNets: 5e-4 per step); AdamW at its defaults (lr 1e-3, 1e-2) shrinks by 1e-5 per step
+
 
 
 def _level(record: RunRecord) -> tuple[float, int]:
@@ -52,19 +51,6 @@ def _planned(record: RunRecord) -> int:
     return int(record.total_steps or (record.last_step + 1))
 
 
-def decay_per_step(ctx: RunContext) -> float | None:
-    """How much weight decay alone shrinks the weights per step (a fraction): ``lr * weight_decay`` for decoupled
-    decay (AdamW), ``lr * weight_decay / (1 - momentum)`` for SGD's L2 (momentum accumulates it as it does the
-    gradient); None for optimizers whose L2 term is rescaled per parameter (Adam, RMSprop, ...)."""
-    if not ctx.weight_decay:
-        return 0.0
-    if ctx.optimizer == "adamw":
-        return ctx.current_lr * ctx.weight_decay
-    if ctx.optimizer == "sgd":
-        return ctx.current_lr * ctx.weight_decay / max(1.0 - (ctx.momentum or 0.0), 1e-3)
-    return None
-
-
 def _update_ratio(record: RunRecord, since: int) -> float:
     keep = record.update_steps >= since
     ratios = record.update_ratio[keep] if keep.any() else record.update_ratio[-1:]
@@ -77,8 +63,8 @@ def _tight_clipping(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy,
     if not clip or not (math.isfinite(g) and g > 0) or clip >= TIGHT_CLIP * g:
         return None
     ratio = _update_ratio(record, int(record.steps[-n]))
-    if math.isfinite(ratio) and ratio >= TARGET_UPDATE_RATIO:
-        return None  # the steps are a healthy size all the same (Adam's step does not scale with the gradient)
+    if ctx.is_adam and not (math.isfinite(ratio) and ratio < TARGET_UPDATE_RATIO):
+        return None  # Adam's step does not scale with the gradient: clipping shrinks it only if the steps show it
     said = f"gradient clipping at {fmt(clip)} cuts every step to {clip / g:.1%} of its size (median gradient norm " \
         f"{fmt(g)})" + (f", so each update moves the weights by only {fmt(ratio)} of their size"
                         if math.isfinite(ratio) else "")
@@ -86,8 +72,8 @@ def _tight_clipping(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy,
 
 
 def _strong_decay(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy, str, dict[str, float]] | None:
-    d = decay_per_step(ctx)
-    if d is None or d <= STRONG_DECAY:
+    d = S.decay_per_step(ctx)
+    if d is None or d <= S.STRONG_DECAY:
         return None
     said = f"weight decay {fmt(ctx.weight_decay)} at lr {fmt(ctx.current_lr)} shrinks the weights by {d:.2%} per " \
         f"step on its own (they would fall e-fold in {1 / d:.0f} steps without the gradient), so it holds them too " \
@@ -110,11 +96,11 @@ def _early_decay(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy, st
     planned = _planned(record)
     if at >= EARLY_DECAY * planned:
         return None
-    since = record.loss[low[0]:]
-    if len(since) >= 4 and halves_change(since) <= FLAT_CHANGE:
-        return None  # still learning at the small LR
+    then = median(record.loss[max(0, low[0] - SMOOTH) : low[0] + 1])
+    level = median(record.loss[-SMOOTH:])
     said = f"the schedule brought the learning rate down to {fmt(float(lr[-1]))} ({float(lr[-1]) / peak:.2g} of its " \
-        f"peak {fmt(peak)}) by step {at} of {planned} planned, and the loss has not improved since"
+        f"peak {fmt(peak)}) by step {at} of {planned} planned, and the loss has moved only from {fmt(then)} to " \
+        f"{fmt(level)} since"
     why = f"the run spent its last {planned - at} planned steps at a learning rate too small to learn anything"
     remedy = S.postpone_decay(ctx, record.total_steps, why)
     t = min(1.0, record.last_step / max(1, planned))
@@ -144,6 +130,9 @@ def _long_warmup(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy, st
 
 
 FAULTS = (_tight_clipping, _strong_decay, _early_decay, _long_warmup)  # the order their remedies are listed in
+# the faults whose evidence is the step itself (every step cut 10x or more; an LR under 1% of its peak), which need no
+# stall on top: a loss still falling at that step is falling far slower than it would
+SELF_EVIDENT = (RemedyCode.LOOSEN_CLIPPING, RemedyCode.POSTPONE_DECAY)
 
 
 def setting_fault(record: RunRecord, ctx: RunContext) -> Finding | None:
@@ -161,7 +150,9 @@ def setting_fault(record: RunRecord, ctx: RunContext) -> Finding | None:
     near_start = level > NEAR_START * initial
     flat = halves_change(record.loss[-n:]) > FLAT_CHANGE
     found = [f for f in (fault(record, ctx, n) for fault in FAULTS) if f is not None]
-    if not found or not (near_start or flat or any(r.code.value == "postpone_decay" for r, _, _ in found)):
+    if not (near_start or flat):  # still learning: only a setting that measurably stops the steps explains it
+        found = [f for f in found if f[0].code in SELF_EVIDENT]
+    if not found:
         return None
     remedies = tuple(r for r, _, _ in found)
     evidence: dict[str, object] = {"setting": remedies[0].code.value, "loss": level, "initial_loss": initial,
