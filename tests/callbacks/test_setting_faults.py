@@ -56,3 +56,29 @@ def test_clipping_far_below_the_gradient_norm_gets_loosened_to_twice_the_measure
     _, control = _fit(tmp_path, SGD)
     assert "loosen_clipping" not in _codes(control)
     assert math.isfinite(fixed)
+
+
+def test_weight_decay_far_too_strong_gets_lowered_to_the_usual_value(tmp_path):
+    broken, d = _fit(tmp_path, {**SGD, "weight_decay": 0.3})  # shrinks the weights 15% per step on its own
+    top = _top(d)
+    assert top.code.value in ("slow_convergence", "plateau")
+    first = top.remedies[0]
+    assert (first.code.value, dict(first.change)) == ("lower_weight_decay", {"weight_decay": 1e-4})
+    fixed, _ = _fit(tmp_path, {**SGD, "weight_decay": 1e-4}, diagnose=False)
+    assert fixed < 0.5 * broken
+    _, control = _fit(tmp_path, {**SGD, "weight_decay": 5e-4})  # the usual strong SGD recipe: 2.5e-4 per step
+    assert "lower_weight_decay" not in _codes(control)
+
+
+def test_a_schedule_that_decays_in_the_first_third_gets_a_cosine_over_the_planned_steps(tmp_path):
+    early = {**SGD, "schedule": "exponential", "decay_rate": 0.9}  # 1% of the LR left after 44 of 138 steps
+    broken, d = _fit(tmp_path, early)
+    top = _top(d)
+    assert top.code.value in ("slow_convergence", "plateau")
+    first = top.remedies[0]
+    assert (first.code.value, dict(first.change)) == ("postpone_decay", {"schedule": "cosine", "lr": 0.05})
+    assert "by step 44 of 138 planned" in top.message
+    fixed, _ = _fit(tmp_path, Recipe.from_dict(early).apply(first).to_dict(), diagnose=False)
+    assert fixed < 0.5 * broken
+    _, control = _fit(tmp_path, {**SGD, "schedule": "cosine"})
+    assert "postpone_decay" not in _codes(control)
