@@ -95,3 +95,14 @@ def test_a_run_below_a_tenth_of_its_start_is_only_hinted_that_a_larger_lr_falls_
                 ProbeOutcome("lr x0.1", {"lr": 0.005}, 8, 1.0, 0.999))
     read = read_probes(low, ProbeReport(400, FindingCode.SLOW_CONVERGENCE, outcomes), SGD)
     assert read.severity is Severity.INFO
+
+
+def test_a_stall_read_after_the_schedule_ran_the_lr_to_zero_keeps_its_evidence():
+    finding = _top(_record(FLAT), RunContext(optimizer="sgd", lr=0.05, momentum=0.9, gradient_clip_val=0.008))
+    plain = type(finding)(FindingCode.PLATEAU, Severity.WARNING, 400, "flat", {"loss": 1.0, "initial_loss": 2.3},
+                          finding.remedies)
+    outcomes = (ProbeOutcome("unchanged", {}, 8, 1.0, 1.0), ProbeOutcome("lr x10", {"lr": 0.5}, 8, 1.0, 0.9))
+    read = read_probes(plain, ProbeReport(300, FindingCode.PLATEAU, outcomes),
+                       RunContext(optimizer="sgd", lr=0.05, lr_now=0.0, momentum=0.9))
+    assert (read.code, read.severity, read.message) == (FindingCode.PLATEAU, Severity.WARNING, "flat")
+    assert [p["label"] for p in read.evidence["probes"]] == ["unchanged", "lr x10"]
