@@ -4,7 +4,9 @@ A ``Spec`` is one fit, described by plain data (so it hashes, caches and travels
 draws labelled runs: a family, a data set, a seed and nuisance settings (batch size, optimizer, depth, width,
 raw or normalized inputs), and a cause injected by a sampled parameter (an LR far above or below the family's
 good one, a small init, saturating activations, a tiny training set, a constant LR at a noise floor, no warmup
-on a post-LN transformer), or none (healthy). Every cause has a control: the same fit with the cause removed.
+on a post-LN transformer; SGD momentum near 1, BatchNorm on tiny batches, NaN cells in the data; weight decay far too
+strong, clipping far too tight, an LR schedule that decays early, a warmup over most of the plan), or none (healthy).
+Every cause has a control: the same fit with the cause removed.
 """
 
 from __future__ import annotations

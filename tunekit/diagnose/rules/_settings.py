@@ -37,7 +37,6 @@ SMOOTH = 9  # losses in the medians that say where the loss was when the LR ran 
 PEAK_SHARE = 0.99  # the warmup ended where the LR first reached 99% of its peak
 
 
-
 def _level(record: RunRecord) -> tuple[float, int]:
     n = recent_window(len(record), WINDOW_FRACTION, MIN_STEPS, WINDOW_MAX)
     return median(record.loss[-n:]), n
@@ -139,7 +138,9 @@ def setting_fault(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The stall a setting explains (tight clipping, strong weight decay, an early decay, a long warmup), or None.
 
     The loss must be far from converged (above ``CONVERGED`` of its start) and either still near its start or flat
-    over the last ``WINDOW_FRACTION`` of the run; the finding is ``slow_convergence`` near the start, else ``plateau``.
+    over the last ``WINDOW_FRACTION`` of the run, except for the ``SELF_EVIDENT`` faults (every step cut 10x by
+    clipping, an LR under 1% of its peak), which hold back a loss that is still falling too; the finding is
+    ``slow_convergence`` near the start, else ``plateau``.
     """
     if record.initial_loss is None or len(record) < MIN_STEPS or record.first_nonfinite_step is not None:
         return None
@@ -159,8 +160,8 @@ def setting_fault(record: RunRecord, ctx: RunContext) -> Finding | None:
                                    "lr": ctx.lr}
     for _, _, figures in found:
         evidence.update(figures)
-    where = f"the loss is {fmt(level)} ({level / initial:.0%} of its start)" + ("" if near_start else
-                                                                                 " and no longer improving")
+    trend = "" if near_start else (" and no longer improving" if flat else " and falling slowly")
+    where = f"the loss is {fmt(level)} ({level / initial:.0%} of its start){trend}"
     return Finding(_code(level, initial), Severity.WARNING, int(record.steps[-n]),
                    f"{where}: " + "; ".join(said for _, said, _ in found), evidence, remedies)
 
