@@ -4,7 +4,9 @@ A ``Spec`` is one fit, described by plain data (so it hashes, caches and travels
 draws labelled runs: a family, a data set, a seed and nuisance settings (batch size, optimizer, depth, width,
 raw or normalized inputs), and a cause injected by a sampled parameter (an LR far above or below the family's
 good one, a small init, saturating activations, a tiny training set, a constant LR at a noise floor, no warmup
-on a post-LN transformer), or none (healthy). Every cause has a control: the same fit with the cause removed.
+on a post-LN transformer; SGD momentum near 1, BatchNorm on tiny batches, NaN cells in the data; weight decay far too
+strong, clipping far too tight, an LR schedule that decays early, a warmup over most of the plan), or none (healthy).
+Every cause has a control: the same fit with the cause removed.
 """
 
 from __future__ import annotations
@@ -43,8 +45,16 @@ CAUSES: dict[str, dict[str, tuple[str, ...]]] = {
                                    "plateau"),
                       "fixes": ("raise_batch_size", "change_architecture")},
     "nan_rows": {"findings": ("data_fault",), "fixes": ("check_pipeline",)},
+    # settings that hold the step down or the weights back (issue 23, the second round): the run learns slowly
+    # weights held small also pass a vanishing gradient back, or (behind normalization) take larger effective steps
+    "wd_high": {"findings": ("slow_convergence", "plateau", "vanishing_gradients", "exploding_gradients",
+                             "oscillation"), "fixes": ("lower_weight_decay",)},
+    "clip_tight": {"findings": ("slow_convergence", "plateau"), "fixes": ("loosen_clipping",)},
+    "decay_early": {"findings": ("slow_convergence", "plateau"), "fixes": ("postpone_decay",)},
+    "warmup_long": {"findings": ("slow_convergence", "plateau"), "fixes": ("shorten_warmup",)},
 }
 NOT_LR = ("momentum_high", "bn_tiny_batch", "nan_rows")  # the causes added for issue 23
+SETTINGS = ("wd_high", "clip_tight", "decay_early", "warmup_long")  # ... and in its second round
 
 
 @dataclass(frozen=True)
@@ -60,25 +70,27 @@ class Family:
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("mlp", "mlp", ("digits", "wine", "breast_cancer", "iris"),
            {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}}, {"hidden": [64, 64]},
-           ("healthy", "lr_high", "lr_low", "vanishing", "overfit", "noise_floor", "momentum_high", "nan_rows")),
+           ("healthy", "lr_high", "lr_low", "vanishing", "overfit", "noise_floor", "momentum_high", "nan_rows",
+            *SETTINGS)),
     Family("cnn", "cnn", ("digits",), {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}}, {},
-           ("healthy", "lr_high", "lr_low", "overfit", "momentum_high")),
+           ("healthy", "lr_high", "lr_low", "overfit", "momentum_high", *SETTINGS)),
     Family("rnn", "rnn", ("digits_seq", "seqsum"), {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.1, "momentum": 0.9}},
-           {"hidden": 32}, ("healthy", "lr_high", "lr_low", "overfit", "momentum_high")),
+           {"hidden": 32}, ("healthy", "lr_high", "lr_low", "overfit", "momentum_high", *SETTINGS)),
     Family("transformer_pre", "transformer", ("text",), {"adamw": {"lr": 3e-3}}, {"norm_first": True},
-           ("healthy", "lr_high", "lr_low")),
+           ("healthy", "lr_high", "lr_low", "wd_high", "decay_early", "warmup_long")),
     Family("transformer_post", "transformer", ("text",), {"adamw": {"lr": 1e-3, "warmup_steps": 60}},
            {"norm_first": False}, ("healthy", "lr_high", "lr_low", "no_warmup")),
     Family("deep_linear", "mlp", ("digits", "diabetes"), {"sgd": {"lr": 0.02, "momentum": 0.9}, "adam": {"lr": 1e-3}},
            {"activation": "identity"}, ("healthy", "lr_high", "lr_low", "saddle")),
     Family("resmlp", "resmlp", ("digits", "wine"), {"adam": {"lr": 2e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}},
            {"width": 64, "blocks": 3},
-           ("healthy", "lr_high", "lr_low", "overfit", "momentum_high", "bn_tiny_batch", "nan_rows")),
+           ("healthy", "lr_high", "lr_low", "overfit", "momentum_high", "bn_tiny_batch", "nan_rows", *SETTINGS)),
     Family("linear", "mlp", ("breast_cancer", "iris", "diabetes"),
            {"sgd": {"lr": 0.1, "momentum": 0.0}, "adam": {"lr": 1e-2}}, {"hidden": []},
-           ("healthy", "lr_high", "lr_low", "noise_floor", "nan_rows")),
+           ("healthy", "lr_high", "lr_low", "noise_floor", "nan_rows", "wd_high", "clip_tight", "decay_early")),
     Family("autoencoder", "autoencoder", ("digits",), {"adam": {"lr": 3e-3}, "sgd": {"lr": 0.05, "momentum": 0.9}},
-           {"hidden": 32, "bottleneck": 8}, ("healthy", "lr_high", "lr_low", "saddle", "nan_rows")),
+           {"hidden": 32, "bottleneck": 8},
+           ("healthy", "lr_high", "lr_low", "saddle", "nan_rows", *SETTINGS)),
 )}
 
 
@@ -188,10 +200,35 @@ def sample(family: Family, cause: str, seed: int) -> Spec:
         model["norm"] = "batch"
         data["batch_size"] = rng.choice([2, 4])
         control = {"data": {"batch_size": 32}}
+    elif cause in SETTINGS:
+        recipe, control = _setting_fault(cause, family, dataset, recipe, rng)
     elif cause == "nan_rows":  # a few rows of the training table hold a NaN cell (missing values read as NaN)
         data["nan_rows"] = rng.choice([1, 3])
         control = {"data": {"nan_rows": None}}
     return Spec(family.name, dataset, cause, seed, recipe, model, data, control=control)
+
+
+def _setting_fault(cause: str, family: Family, dataset: str, recipe: dict[str, Any],
+                   rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recipe with one setting far off (and the control's fix), at the family's good LR."""
+    if cause == "wd_high":  # SGD: L2 0.05-0.5 (100-1000x the usual 5e-4); AdamW: decoupled 0.5-3 (torch's 1e-2)
+        if recipe["optimizer"] == "sgd":
+            return {**recipe, "weight_decay": _log_uniform(rng, 0.05, 0.5)}, {"recipe": {"weight_decay": 5e-4}}
+        adamw = {**recipe, "optimizer": "adamw", "weight_decay": _log_uniform(rng, 0.5, 3.0)}
+        return adamw, {"recipe": {"weight_decay": 1e-2}}
+    if cause == "clip_tight":  # SGD (Adam's step does not scale with the gradient, so clipping barely slows it)
+        sgd = {"optimizer": "sgd", "lr": good_lr(family, dataset, "sgd"), "momentum": family.good["sgd"]["momentum"]}
+        return {**sgd, "gradient_clip_val": _log_uniform(rng, 1e-3, 1e-2)}, {"recipe": {"gradient_clip_val": None}}
+    if cause == "decay_early":  # the LR down to 1e-3 of its start within the first 5-20% of the planned steps
+        at = rng.uniform(0.05, 0.2) * STEPS
+        if rng.random() < 0.5:
+            decayed = {"schedule": "exponential", "decay_rate": float(f"{1e-3 ** (1 / at):.5g}")}
+        else:
+            decayed = {"schedule": "step", "step_every": max(1, round(at / 3)), "decay_factor": 0.1}
+        return {**recipe, **decayed}, {"recipe": {"schedule": "cosine"}}
+    # warmup_long: a linear warmup over 60-90% of the planned steps, then a cosine over the rest
+    warmup = round(rng.uniform(0.6, 0.9) * STEPS)
+    return {**recipe, "warmup_steps": warmup, "schedule": "cosine"}, {"recipe": {"warmup_steps": round(0.05 * STEPS)}}
 
 
 def plan(seeds: int, quick: bool = False, causes: tuple[str, ...] | None = None) -> list[Spec]:

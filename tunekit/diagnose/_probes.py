@@ -46,6 +46,9 @@ CLEARLY_NEGATIVE = 0.1  # (hand) curvature: the most negative eigenvalue beyond 
 EDGE_MARGIN = 0.5  # (hand) an LR past the stability edge is cut to half the edge: room for the sharpness to grow back
 FASTER = 3.0  # (hand) a larger-LR fork confirms a too-low LR when it makes 3x the unchanged one's progress or more
 NEAR_START = 0.8  # (hand) a stall whose loss is above 80% of the initial one has barely started learning
+LEARNED_MOST = 0.1  # (zoo) a run below 10% of its initial loss has learned most of the way: that a larger LR still
+# falls faster over a few steps is a hint there, not a warning (2 of 22 healthy zoo runs, at 2% and 8% of their start,
+# were warned that their LR was too low)
 RECOVERED = 0.9  # (hand) a finite divergence whose unchanged fork comes back under 90% of its loss ...
 NEVER_RECOVERED = 1.0  # (hand) ... and below the loss the run started from recovers on its own (above it: not learning)
 STALLS = (FindingCode.SLOW_CONVERGENCE, FindingCode.SADDLE_STALL, FindingCode.PLATEAU)
@@ -200,11 +203,26 @@ def panel_core(finding: Finding, panel: list[Candidate]) -> int:
     return len(panel)
 
 
+def setting_candidates(finding: Finding, ctx: RunContext) -> list[Candidate]:
+    """The forks of a stall a setting explains (``rules._settings``): each remedy a fork can apply as it is (looser
+    clipping, less weight decay), and a schedule's fix as the LR it would step at now (``lr_if_fixed``)."""
+    schedules = (RemedyCode.POSTPONE_DECAY, RemedyCode.SHORTEN_WARMUP)
+    as_is = dataclasses.replace(finding, remedies=tuple(r for r in finding.remedies if r.code not in schedules))
+    out = remedy_candidates(as_is, ctx)
+    fixed = finding.evidence.get("lr_if_fixed")
+    if isinstance(fixed, float) and math.isfinite(fixed) and fixed > ctx.current_lr:
+        out += [Candidate(remedy_label(r), {"lr": nice(fixed)}) for r in finding.remedies if r.code in schedules]
+    return out[:MAX_REMEDY_FORKS]
+
+
 def probe_panel(finding: Finding, ctx: RunContext) -> list[Candidate]:
     """The forks that tell a finding's look-alikes apart (the control first); empty when forks say nothing."""
     control = Candidate("unchanged")
     factors: tuple[float, ...]
     extra: list[Candidate] = []
+    if finding.evidence.get("setting"):
+        setting = setting_candidates(finding, ctx)
+        return [control, *setting] if setting else []
     if finding.code in VERIFIED:
         candidates = remedy_candidates(finding, ctx) if finding.severity is not Severity.INFO else []
         return [control, *candidates] if candidates else []
@@ -243,6 +261,8 @@ def read_probes(finding: Finding, report: ProbeReport, ctx: RunContext,
         evidence["sharpness"] = curv["top"]
         evidence["min_eigenvalue"] = curv["bottom"]
     tried = _tried(report)
+    if finding.evidence.get("setting"):  # a setting explains the stall: its remedy was tried, never a relabel
+        return _read_verified(finding, report, evidence, gain)
     if finding.code in STALLS:
         return _read_stall(finding, report, ctx, evidence, tried, gain, negative)
     if finding.code is FindingCode.OSCILLATION:
@@ -350,6 +370,8 @@ def _forks(report: ProbeReport, ctx: RunContext) -> tuple[ProbeOutcome | None, P
 
 def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence: dict[str, Any], tried: str,
                 gain: float, negative: float) -> Finding:
+    if not ctx.current_lr > 0:  # a schedule has run the LR down to zero since the probe: its forks' factors are moot
+        return dataclasses.replace(finding, evidence=evidence)
     up, down = _forks(report, ctx)
     up_gain = report.gain(up.label) if up is not None else -math.inf
     down_gain = report.gain(down.label) if down is not None else -math.inf
@@ -367,7 +389,8 @@ def _read_stall(finding: Finding, report: ProbeReport, ctx: RunContext, evidence
     if up is not None and report.helps(up.label, gain) and up_gain >= down_gain and faster and \
             not (push is not None and report.gain(push) > up_gain):
         factor = up.change["lr"] / ctx.current_lr
-        if not (near_start or finding.code is FindingCode.SLOW_CONVERGENCE):
+        learned = isinstance(level, float) and isinstance(initial, float) and level < LEARNED_MOST * initial
+        if not (near_start or finding.code is FindingCode.SLOW_CONVERGENCE) or learned:
             return dataclasses.replace(finding, severity=Severity.INFO, evidence=evidence,
                                        message=finding.message + f"; a larger learning rate still makes faster "
                                        f"progress ({tried})")

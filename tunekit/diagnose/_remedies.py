@@ -140,7 +140,9 @@ def instability_causes(ctx: RunContext) -> list[Remedy]:
                         "(or accumulate gradients and freeze BatchNorm's statistics)."))
     if not ctx.is_adam and (ctx.momentum or 0.0) >= HIGH_MOMENTUM:
         out.append(lower_momentum(ctx))
-    return out
+    from tunekit.diagnose._setting_remedies import decay_causes  # it builds on this module's constants
+
+    return [*out, *decay_causes(ctx)]
 
 
 def lower_beta1(ctx: RunContext) -> Remedy:

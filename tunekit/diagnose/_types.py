@@ -76,6 +76,11 @@ class RemedyCode(_Code):
     CHANGE_INIT = "change_init"
     CHANGE_ARCHITECTURE = "change_architecture"
     CHECK_PIPELINE = "check_pipeline"
+    # settings that hold a run back while its LR is fine (``_setting_remedies``)
+    LOOSEN_CLIPPING = "loosen_clipping"
+    LOWER_WEIGHT_DECAY = "lower_weight_decay"
+    POSTPONE_DECAY = "postpone_decay"
+    SHORTEN_WARMUP = "shorten_warmup"
 
 
 def _jsonable(value: Any) -> Any:

@@ -31,6 +31,7 @@ from tunekit.diagnose.rules._progress import (
     plateau_window_change,
     saddle_grad_to_loss,
 )
+from tunekit.diagnose.rules._settings import check_setting_faults, setting_fault
 from tunekit.record import RunRecord
 
 Rule = Callable[[RunRecord, RunContext], "Finding | None"]
@@ -43,6 +44,7 @@ ALL_RULES: tuple[Rule, ...] = (
     check_saddle_stall,
     check_early_instability,
     check_oscillation,
+    check_setting_faults,
     check_slow_convergence,
     check_plateau,
     check_generalization_gap,
@@ -60,10 +62,12 @@ __all__ = [
     "check_oscillation",
     "check_plateau",
     "check_saddle_stall",
+    "check_setting_faults",
     "check_slow_convergence",
     "check_vanishing_gradients",
     "divergence_loss_ratio",
     "oscillation_amplitude",
     "plateau_window_change",
     "saddle_grad_to_loss",
+    "setting_fault",
 ]

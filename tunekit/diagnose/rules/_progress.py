@@ -16,9 +16,11 @@ from __future__ import annotations
 import numpy as np
 
 from tunekit.diagnose import _remedies as R
+from tunekit.diagnose import _setting_remedies as S
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import TARGET_UPDATE_RATIO, fmt, halves_change, median, recent_window, smooth
 from tunekit.diagnose._types import Finding, FindingCode, RemedyCode, Severity
+from tunekit.diagnose.rules._settings import setting_fault
 from tunekit.record import RunRecord
 
 # Where each constant comes from: "(zoo)" chosen on the zoo's training families (benchmarks/zoo/tune.py, each family
@@ -124,8 +126,8 @@ def check_slow_convergence(record: RunRecord, ctx: RunContext) -> Finding | None
     steadily, are a hint that a what-if probe settles: it becomes a warning when a larger LR makes the loss fall
     faster (the update size that suits a model differs from model to model; the probe does not depend on it).
     """
-    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
-        return None
+    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS or setting_fault(record, ctx) is not None:
+        return None  # too short to say, or a setting explains the stall (``check_setting_faults``)
     n = _window(record)
     level = median(record.loss[-n:])
     since = int(record.steps[-n])
@@ -172,8 +174,8 @@ def validations_since(record: RunRecord, step: int) -> int | None:
 
 def check_plateau(record: RunRecord, ctx: RunContext) -> Finding | None:
     """The loss came down, then stopped at a noise floor under a constant learning rate."""
-    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS:
-        return None
+    if record.initial_loss is None or len(record) < 2 * STALL_MIN_STEPS or setting_fault(record, ctx) is not None:
+        return None  # too short to say, or a setting explains the stall (``check_setting_faults``)
     n = _window(record)
     loss, lr = record.loss[-n:], record.lr[-n:]
     level = median(loss)
@@ -225,7 +227,7 @@ def check_vanishing_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
                   "the first layers.")
     init = R.note(RemedyCode.CHANGE_INIT, "Use an initialization scaled for the depth (Kaiming for ReLU, Xavier for "
                   "tanh) so each layer passes the gradient on at about the same size.")
-    remedies = [arch, init] if ctx.saturating_layers else [init, arch]
+    remedies = [*S.decay_causes(ctx), *([arch, init] if ctx.saturating_layers else [init, arch])]
     if not ctx.is_adam:
         remedies.append(R.switch_optimizer(ctx, "Adam rescales each parameter's step, so small gradients still move "
                                            "the early layers"))
