@@ -2,8 +2,9 @@
 
 The hot path (``capture_gradients`` and ``capture_loss``, once per optimizer step) issues a handful of fused
 kernels and no host sync on an accelerator (``StepBuffer``, ``NonFiniteWatch``, ``UpdateSampler``); every
-``flush_every`` steps the buffered rows (and the update-ratio samples) reach the host in one device-to-host copy and are folded into bounded tables
-(``SignalHistory``), from which ``record()`` builds the ``RunRecord`` the rules read.
+``flush_every`` steps the buffered rows (and the update-ratio samples) reach the host in one device-to-host copy
+and are folded into bounded tables (``SignalHistory``), from which ``record()`` builds the ``RunRecord`` the rules
+read.
 """
 
 from __future__ import annotations
