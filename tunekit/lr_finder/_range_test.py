@@ -21,6 +21,7 @@ import numpy as np
 from lightning.pytorch.utilities.seed import isolate_rng
 from scipy.ndimage import median_filter
 
+from tunekit.diagnose._stats import MEDIAN_SE, robust_sigma
 from tunekit.exceptions import ConfigError
 from tunekit.lr_finder._curve import MEDIAN_WIDTH, divergence_index, smoothed
 from tunekit.lr_finder._result import Candidate, LRRangeResult
@@ -225,8 +226,8 @@ def _read_sweep(sweep: RunLog, spent: int) -> LRRangeResult:
         return result
     best = int(np.argmin(usable))
     start = usable[: max(3, len(usable) // 3)]  # the sweep's first third: LRs too small to move the loss
-    sigma = 1.4826 * float(np.median(np.abs(finite[: len(start)] - np.median(start))))  # per-step noise (MAD)
-    noise = NOISE_SIGMAS * 1.253 * sigma / math.sqrt(MEDIAN_WIDTH)  # ... of a running median of MEDIAN_WIDTH steps
+    sigma = robust_sigma(finite[: len(start)], center=float(np.median(start)))  # per-step noise
+    noise = NOISE_SIGMAS * MEDIAN_SE * sigma / math.sqrt(MEDIAN_WIDTH)  # ... of a running median of MEDIAN_WIDTH steps
     if not usable[best] < min((1 - MIN_DROP) * usable[0], usable[0] - noise):
         result.reason = (f"the loss did not fall at any learning rate from {lrs[0]:.2g} to {lrs[len(usable) - 1]:.2g} "
                          f"within {len(losses)} sweep steps (a loss that starts on a plateau, or a model that does "

@@ -7,12 +7,16 @@ import numpy as np
 from tunekit.diagnose import _remedies as R
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import (
+    IQR_PER_SIGMA,
+    MEDIAN_SE,
     TARGET_UPDATE_RATIO,
     best_block_median,
     fmt,
     halves_change,
     median,
     recent_window,
+    relative_iqr,
+    robust_sigma,
     rolling_median,
     smooth,
 )
@@ -62,12 +66,9 @@ SPIKE_DAMAGE_LAG = 6  # a spike's damage is read from the losses this many steps
 DAMAGE_WINDOW = 5  # medians of this many losses before and after a spike
 EARLY_SMOOTH = 9  # running-median width of the early loss (a blow-up lasts a few steps; noise does not)
 EARLY_NOISE = 3.0  # ... whose peak must also clear the start by three standard deviations of the batch noise
-MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation is 1.4826 median absolute deviations
 OSCILLATION_FRACTION = 0.25  # oscillation is judged on the last quarter of the run ...
 OSCILLATION_MAX_STEPS = 400  # ... at most this many steps
 OSCILLATION_BEST_BLOCKS = 4  # the best level before the window: medians of blocks a quarter of the window long
-IQR_PER_SIGMA = 1.35  # a normal distribution's interquartile range is 1.35 standard deviations
-MEDIAN_SE = 1.25  # the standard error of a median is 1.25 sigma/sqrt(n) (normal data)
 EARLY_LR_CUT = 3.0  # early instability and spikes: a third of the LR
 OSCILLATION_LR_CUT = 3.0  # oscillation: a third of the LR (half a decade: enough to stop jumping across the valley)
 WARMUP_HEAD_MIN = 3  # a warmup is read from the first 10% of the LRs, at least this many ...
@@ -336,7 +337,7 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     peak = float(sm[peak_i]) if len(sm) else float("nan")
     spikes = [i for i in _spikes(record) if record.steps[i] < limit]
     # a rise must stand out of the batches' own noise (a regression on batches of 8 swings 2x from batch to batch)
-    noise = MAD_TO_SIGMA * median(np.abs(record.loss[early] - sm)) if len(sm) else 0.0
+    noise = robust_sigma(record.loss[early], center=sm) if len(sm) else 0.0
     blew_up = peak > EARLY_SPIKE_FACTOR * record.initial_loss and peak > record.initial_loss + EARLY_NOISE * noise
     if not (blew_up or spikes):
         return None
@@ -363,17 +364,9 @@ def _oscillation_window(record: RunRecord) -> int:
     return recent_window(len(record), OSCILLATION_FRACTION, OSCILLATION_MIN_STEPS, OSCILLATION_MAX_STEPS)
 
 
-def _relative_iqr(window: np.ndarray) -> float:
-    finite = window[np.isfinite(window)]
-    if not len(finite):
-        return float("nan")
-    q1, mid, q3 = np.percentile(finite, [25, 50, 75])
-    return float(q3 - q1) / max(float(mid), 1e-12)
-
-
 def oscillation_amplitude(record: RunRecord) -> float:
     """The oscillation rule's statistic: the loss's interquartile range over its median, in the rule's window."""
-    return _relative_iqr(record.loss[-_oscillation_window(record):]) if len(record) else float("nan")
+    return relative_iqr(record.loss[-_oscillation_window(record):]) if len(record) else float("nan")
 
 
 def divergence_loss_ratio(record: RunRecord) -> float:
@@ -415,13 +408,13 @@ def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
     n = _oscillation_window(record)
     window = record.loss[-n:]
     level = median(window)
-    amplitude = _relative_iqr(window)
+    amplitude = relative_iqr(window)
     progress = halves_change(window)
     best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // OSCILLATION_BEST_BLOCKS))
     lost = (level - best) / (record.initial_loss - best) if record.initial_loss > best else 0.0
     far = level > OSCILLATION_LEVEL * record.initial_loss or lost > OSCILLATION_REGRESSION
     # The medians of two noisy halves differ by chance: count a fall only beyond twice its standard
-    # error (IQR/1.35 estimates the spread; the median's error is 1.25 spread/sqrt(n)).
+    # error (IQR/1.349 estimates the spread; the median's error is 1.2533 spread/sqrt(n)).
     noise = 2 * MEDIAN_SE * (amplitude / IQR_PER_SIGMA) / np.sqrt(max(n // 2, 1))
     if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > min(OSCILLATION_PROGRESS, -noise)):
         return None
