@@ -71,7 +71,7 @@ def test_the_lr_range_test_fragment_trains_with_its_suggestion(tmp_path):
     (finder,) = [cb for cb in cli.trainer.callbacks if isinstance(cb, LRRangeTest)]
     assert finder.result.suggestion is not None
     assert cli.model.recipe.lr == pytest.approx(finder.result.suggestion)
-    assert finder.kwargs["budget_steps"] is None  # read from the Trainer when the fit started
+    assert 0 < finder.result.steps <= finder.kwargs["max_steps"]
 
 
 def test_the_two_stage_fragment_ends_on_sgd(tmp_path):
