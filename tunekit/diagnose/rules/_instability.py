@@ -151,7 +151,7 @@ def _wrecked(record: RunRecord, ctx: RunContext, recent: float) -> Finding | Non
         f"{recent / initial:.0%} of its start): steps this large wreck the network at once",
         {"update_ratio": ratio, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
         (R.lower_lr(ctx, lr_cut(record, ctx), "a step that size kills units or saturates layers before anything is "
-                    "learned"), R.add_warmup(ctx, record.total_steps)),
+                    "learned"), R.add_warmup(record.total_steps)),
     )
 
 
@@ -227,7 +227,7 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
             why += f" (the first step moved the weights by {fmt(cut * TARGET_UPDATE_RATIO)} of their size)"
         remedies = [*R.instability_causes(ctx), R.lower_lr(ctx, cut, why), R.clip_gradients(ctx, healthy)]
         if s < _early_limit(record) and not _has_warmup(record):
-            remedies.append(R.add_warmup(ctx, record.total_steps, at_least=2 * s))
+            remedies.append(R.add_warmup(record.total_steps, at_least=2 * s))
         grew = f" after the gradient norm grew {fmt(growth)}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
         message = f"{what} became {value} at step {s}{grew}, at lr {fmt(lr_at)}"
     return Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, s, message, evidence, tuple(remedies))
@@ -348,7 +348,7 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     severity = Severity.INFO if recent < LEARNED_AFTER * record.initial_loss else Severity.WARNING
     remedies = [R.lower_lr(ctx, EARLY_LR_CUT, "the first steps overshoot before the optimizer's statistics settle")]
     if not _has_warmup(record):
-        remedies.insert(0, R.add_warmup(ctx, record.total_steps, at_least=2 * step))
+        remedies.insert(0, R.add_warmup(record.total_steps, at_least=2 * step))
     remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
     remedies = [*R.instability_causes(ctx), *remedies]
     what = (f"the loss rose to {fmt(peak)} ({peak / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)})"
