@@ -58,7 +58,6 @@ def test_a_run_with_a_wandb_logger_gets_signals_findings_table_and_summary(offli
     assert columns == ["step", "code", "severity", "message", "first remedy"]
     assert rows == [[d.recorder.first_nonfinite_step, "divergence", "critical", top.message,
                      f"lower_lr {{'lr': {lower.change['lr']}}}"]]
-    assert lower.code.value == "lower_lr" and 0 < lower.change["lr"] < 50.0
     assert summary["tunekit/grad_norm_per_layer_table"]["_type"] == "table-file"  # one chart, a line per layer
     for key in ("tunekit/grad_norm", "tunekit/lr", "tunekit/divergence/loss_ratio"):
         assert key in summary
