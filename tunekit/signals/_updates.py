@@ -60,7 +60,7 @@ class UpdateSampler:
     def _norms(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
         if self._norm_dtype is None:
             return list(torch._foreach_norm(tensors, 2))
-        return list(torch._foreach_norm(tensors, 2, dtype=self._norm_dtype))  # type: ignore[arg-type]
+        return list(torch._foreach_norm(tensors, 2, dtype=self._norm_dtype))
 
     def to_read(self) -> list[torch.Tensor]:
         """The sampled rows' squared norms on the device, (samples, 2): for ``to_host``, then ``take``."""
