@@ -5,9 +5,10 @@ device: taken at the start of the fit, then at a check where the run is healthy 
 than its best, when a new validation loss reached that best since the last snapshot or the last snapshot is older
 than ``SNAPSHOT_MAX_AGE`` of the steps so far. A snapshot costs a copy of the weights and of the optimizer state
 (Adam: three times the weights' bytes; 0.7-0.9 of a training step for an MLP of 0.6M weights on a CPU,
-``benchmarks/snapshot_cost.py``) and holds that much device memory; refreshing it only when it is stale
-makes that cost logarithmic in the fit's length, and a rollback repeats at most a quarter of the steps done (plus
-one check interval). What each finding gets:
+``benchmarks/snapshot_cost.py``) and holds that much device memory. Checks without a new best validation loss
+(a fit without validation, or between validation runs) copy only when the snapshot is stale, so their copies grow
+with the logarithm of the fit's length, and a rollback repeats at most a quarter of the steps done (plus one check
+interval). What each finding gets:
 
 * ``divergence``, ``exploding_gradients``: back to the snapshot; SGD momentum lowered when that is the first
   remedy (momentum near 1), otherwise the LR cut (the probe's, when one ran) and clipping at a healthy step's
