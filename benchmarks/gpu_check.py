@@ -11,7 +11,12 @@ Checks, each printed as ok/FAIL with its numbers:
    a divergence, the norms are of the unscaled gradients;
 3. bf16 (``precision="bf16-mixed"``): finite norms, a healthy diagnosis;
 4. the Diagnoser's step-time overhead on the GPU: the paired-blocks method of ``overhead.py`` (recorder on and off
-   on alternate blocks of steps in one fit), wall time with a device sync at each block boundary.
+   on alternate blocks of steps in one fit), wall time with a device sync at each block boundary;
+5. host syncs per step: ``torch.cuda.set_sync_debug_mode("warn")`` warns at every synchronizing CUDA call; the
+   warnings of a fit with the Diagnoser (probes off, checks at the read-backs) against the same fit without it,
+   per step (the recorder's budget: none per step, one copy per read-back, plus what a check reads).
+
+All of it runs in about two minutes on one GPU (under five with start-up).
 
 Never needed by ``make test``; with ``--device cpu`` it runs the checks that make sense on a CPU (1, 3, 4), which
 is how the script itself is tested here.
@@ -105,6 +110,32 @@ def check_overhead(device: str) -> tuple[bool, str]:
     return ratio < 1.05, f"median on/off {ratio:.3f}x over {len(pairs)} block pairs, step {off_ms:.2f} ms without"
 
 
+def _count_syncs(device: str, with_diagnoser: bool) -> tuple[int, int]:
+    """Synchronizing CUDA calls during a fit (counted from set_sync_debug_mode's warnings), and its steps."""
+    pl.seed_everything(0, verbose=False)
+    callbacks = [Diagnoser(verbose=False, save=False, probes=False, curvature=False)] if with_diagnoser else []
+    trainer = _trainer(device, max_epochs=4, callbacks=callbacks, limit_val_batches=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            trainer.fit(MLP(lr=1e-3), datamodule=DigitsDataModule())
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    syncs = sum("synchronizing" in str(w.message).lower() for w in caught)
+    return syncs, trainer.global_step
+
+
+def check_syncs(device: str) -> tuple[bool, str]:
+    base, steps = _count_syncs(device, with_diagnoser=False)
+    watched, _ = _count_syncs(device, with_diagnoser=True)
+    extra = (watched - base) / max(1, steps)
+    read_backs = steps // 64 + 1  # the recorder's default flush_every, and the read at the end of the fit
+    return extra <= 2 * read_backs / steps + 0.05, (
+        f"{watched} syncs with the Diagnoser, {base} without, over {steps} steps: {extra:.3f} extra per step "
+        f"({read_backs} read-backs)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -121,6 +152,8 @@ def main() -> None:
     if args.device == "cuda":
         checks.insert(1, ("fp16-mixed with GradScaler", lambda: check_precision(args.device, "16-mixed")))
     checks.append(("Diagnoser overhead", lambda: check_overhead(args.device)))
+    if args.device == "cuda":
+        checks.append(("host syncs per step", lambda: check_syncs(args.device)))
     failed = 0
     for name, run in checks:
         ok, detail = run()

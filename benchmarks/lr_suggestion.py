@@ -3,9 +3,7 @@ suggested LR, divided by the best of a 25-point LR grid (1.00 = as good as the g
 possible between grid points).
 
 Compared on the same tasks:
-  tunekit    ``tunekit.lr_range_test`` (range test + confirmation runs, at most 300 training steps), told the
-             task's budget (``budget_steps``, as ``tunekit search`` calls it)
-  no budget  the same call without ``budget_steps``
+  tunekit    ``tunekit.lr_range_test`` (range test + confirmation runs, at most 300 training steps)
   lightning  ``Tuner.lr_find`` (100 steps) and its suggestion (the steepest slope of the recorded curve)
   valley     fastai's "valley" rule, re-stated in ``tunekit.lr_finder.valley_suggestion``, applied to the
              curve Lightning recorded (so it costs the same 100 steps)
@@ -194,13 +192,10 @@ def main() -> None:
         best_lr = min(grid_scores, key=grid_scores.__getitem__)
         best = grid_scores[best_lr]
         pl.seed_everything(0, verbose=False)
-        ours = lr_range_test(task.model(1e-3), datamodule=task.data(0), budget_steps=task.steps)
-        pl.seed_everything(0, verbose=False)
-        unbudgeted = lr_range_test(task.model(1e-3), datamodule=task.data(0))
+        ours = lr_range_test(task.model(1e-3), datamodule=task.data(0))
         light, valley = lightning_lr_find(task)
         row = {"task": task.name, "held_out": task in HELD_OUT, "best_lr": best_lr, "best": best, "steps": ours.steps}
-        for name, lr in (("tunekit", ours.suggestion), ("no_budget", unbudgeted.suggestion), ("lightning", light),
-                         ("valley", valley)):
+        for name, lr in (("tunekit", ours.suggestion), ("lightning", light), ("valley", valley)):
             row[f"{name}_lr"] = lr if lr is not None else math.nan
             row[f"{name}_ratio"] = score(lr) / best if lr is not None else math.inf
         for column in LR_FREE:
@@ -208,14 +203,13 @@ def main() -> None:
             row[f"{column}_ratio"] = score(1e-3, column=column) / best  # the 1e-3 is replaced by the column's LR
         rows.append(row)
         print(f"{task.name}: grid best lr {best_lr:.3g} (val loss {best:.4f}); tunekit {row['tunekit_lr']:.3g} "
-              f"x{row['tunekit_ratio']:.2f} in {ours.steps} steps (no budget: {row['no_budget_lr']:.3g} "
-              f"x{row['no_budget_ratio']:.2f}); lightning x{row['lightning_ratio']:.2f}; "
+              f"x{row['tunekit_ratio']:.2f} in {ours.steps} steps; lightning x{row['lightning_ratio']:.2f}; "
               f"valley x{row['valley_ratio']:.2f}; prodigy x{row['prodigy_ratio']:.2f}; schedule-free "
               f"x{row['sched_free_ratio']:.2f}  [{time.time() - started:.0f}s]", flush=True)
     if not rows:
         return
-    names = ("tunekit", "no_budget", "lightning", "valley", *LR_FREE)
-    print(f"\n{'task':<24}{'grid best':>10}{'tunekit':>19}{'steps':>7}{'no budget':>19}{'lightning':>19}"
+    names = ("tunekit", "lightning", "valley", *LR_FREE)
+    print(f"\n{'task':<24}{'grid best':>10}{'tunekit':>19}{'steps':>7}{'lightning':>19}"
           f"{'valley':>19}{'prodigy':>19}{'sched_free':>19}")
     for r in rows:
         cells = [f"{r[f'{n}_lr']:>10.3g} x{r[f'{n}_ratio']:<6.2f}" for n in names]

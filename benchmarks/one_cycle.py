@@ -52,7 +52,7 @@ def run(task: Task, seed: int) -> tuple[float | None, dict[str, float]]:
     base = model.recipe.replace(optimizer=optimizer)
     model.recipe = base
     with quiet_lightning():
-        found = lr_range_test(model, **cfg.range_test_data(model), budget_steps=cfg.planned_steps(), seed=seed)
+        found = lr_range_test(model, **cfg.range_test_data(model), seed=seed)
     if found.suggestion is None:
         return None, {}
     return found.suggestion, {s: _fit(task, seed, base.replace(lr=found.suggestion, schedule=s)) for s in SCHEDULES}

@@ -23,7 +23,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     model = MLP(hidden=(128,), optimizer="adam")
-    result = lr_range_test(model, datamodule=DigitsDataModule(), budget_steps=230, progress=True)
+    result = lr_range_test(model, datamodule=DigitsDataModule(), progress=True)
     print(f"suggested lr {result.suggestion:.3g} after {result.steps} training steps "
           f"(search bounds {result.bounds[0]:.3g} .. {result.bounds[1]:.3g})")
     for c in result.candidates:

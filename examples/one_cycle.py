@@ -55,9 +55,7 @@ def main() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     data = DigitsDataModule()
     data.setup()
-    steps = EPOCHS * len(data.train_dataloader())
-    result = lr_range_test(DigitsCNN(optimizer="sgd", lr=0.01, momentum=0.9), datamodule=data, budget_steps=steps,
-                           progress=True)
+    result = lr_range_test(DigitsCNN(optimizer="sgd", lr=0.01, momentum=0.9), datamodule=data, progress=True)
     peak = result.suggestion
     if peak is None:
         raise SystemExit(f"no suggestion: {result.reason}")

@@ -10,6 +10,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from tunekit.callbacks import Diagnoser
+from tunekit.callbacks._remedy import SNAPSHOT_MAX_AGE, AutoRemedy
 from tunekit.callbacks._surgery import LiveLR, LRProgram
 from tunekit.diagnose import Finding, FindingCode, Remedy, RemedyCode, Severity
 from tunekit.examples import MLP, DigitsDataModule
@@ -74,6 +75,37 @@ def test_a_healthy_run_gets_no_intervention(tmp_path):
     _fit(tmp_path, {"lr": 1e-3}, 6, d)
     assert d.interventions == [] and d.diagnosis.is_healthy
     assert "interventions" not in d.diagnosis.to_dict()
+
+
+def test_snapshots_are_refreshed_only_when_stale_or_at_a_new_best_validation_loss(tmp_path, monkeypatch):
+    """A healthy fit with validation at every epoch end (23 steps) and a check every 16 steps: the snapshot follows
+    a new best validation loss, or is retaken once older than a quarter of the steps so far."""
+    taken, checks = [], []
+    real_take, real_keep = AutoRemedy._take, AutoRemedy.keep
+
+    def take(self, trainer, module):
+        taken.append(trainer.global_step)
+        real_take(self, trainer, module)
+
+    def keep(self, trainer, module, diagnosis, record):
+        if diagnosis.is_healthy:
+            checks.append((trainer.global_step, record.val_loss.tolist()))
+        real_keep(self, trainer, module, diagnosis, record)
+
+    monkeypatch.setattr(AutoRemedy, "_take", take)
+    monkeypatch.setattr(AutoRemedy, "keep", keep)
+    d = Diagnoser(verbose=False, save=False, auto_remedy=True, probes=False, check_every_n_steps=16, flush_every=16)
+    _fit(tmp_path, {"lr": 1e-3}, 8, d)
+    expected, last, best, vals_then = [0], 0, float("inf"), 0
+    for step, vals in checks:
+        if vals and vals[-1] > best:
+            continue
+        best = vals[-1] if vals else best
+        if len(vals) > vals_then or step - last > SNAPSHOT_MAX_AGE * step:
+            expected.append(step)
+            last, vals_then = step, len(vals)
+    assert len(checks) == 8 * 23 // 16 and taken == expected
+    assert len(taken) < len(checks) + 1, taken  # fewer copies than one per healthy check
 
 
 def test_without_interventions_left_a_nan_run_stops_as_before(tmp_path):

@@ -3,6 +3,7 @@ preconditioned sharpness, and leaves the run's trajectory exactly as it was."""
 
 import csv
 import math
+import statistics
 
 import lightning.pytorch as pl
 import pytest
@@ -42,7 +43,9 @@ def test_a_deep_linear_net_from_a_small_init_shows_negative_curvature_and_the_ru
     bottoms = _logged(trainer, "tunekit/min_eigenvalue")
     assert len(bottoms) == len(monitor.history) and bottoms[0] == pytest.approx(monitor.history[0]["min_eigenvalue"])
     assert _logged(trainer, "tunekit/sharpness_x_lr")[0] == pytest.approx(monitor.history[0]["sharpness"] * 0.05)
-    assert monitor.hvps > 0 and math.isfinite(monitor.cost_in_steps) and monitor.cost_in_steps > 0
+    assert monitor.hvps == sum(h["hvps"] for h in monitor.history) >= 2 * len(monitor.history)
+    assert monitor.cost_in_steps == pytest.approx(monitor.seconds / statistics.median(monitor._clock.seconds))
+    assert len(monitor._clock.seconds) == steps and math.isfinite(monitor.cost_in_steps)
 
 
 def test_adam_runs_also_log_the_preconditioned_sharpness(tmp_path):

@@ -24,6 +24,13 @@ def inspect(run_dir: Path, summary: bool = True) -> dict | list:
     return json.loads(out) if summary else [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+def table(run_dir: Path, entry: dict) -> tuple[list, list]:
+    """A logged table's columns and rows, read from the file its summary entry points to."""
+    assert entry["_type"] == "table-file"
+    data = json.loads((run_dir / "files" / entry["path"]).read_text())
+    return data["columns"], data["data"]
+
+
 def runs(folder: Path) -> list[Path]:
     return sorted((folder / "wandb").glob("offline-run-*"))
 
@@ -45,7 +52,12 @@ def test_a_run_with_a_wandb_logger_gets_signals_findings_table_and_summary(offli
     summary = inspect(run)["summary"]
     assert summary["tunekit/finding_codes"] == ["divergence"] and summary["tunekit/healthy"] is False
     assert summary["tunekit/worst_severity"] == "critical" and summary["tunekit/first_remedy"].startswith("lower_lr")
-    assert summary["tunekit/findings"]["_type"] == "table-file"  # the findings table
+    columns, rows = table(run, summary["tunekit/findings"])  # the findings table: one row per finding
+    (top,) = d.diagnosis.findings
+    lower = top.remedies[0]
+    assert columns == ["step", "code", "severity", "message", "first remedy"]
+    assert rows == [[d.recorder.first_nonfinite_step, "divergence", "critical", top.message,
+                     f"lower_lr {{'lr': {lower.change['lr']}}}"]]
     assert summary["tunekit/grad_norm_per_layer_table"]["_type"] == "table-file"  # one chart, a line per layer
     for key in ("tunekit/grad_norm", "tunekit/lr", "tunekit/divergence/loss_ratio"):
         assert key in summary
@@ -61,7 +73,11 @@ def test_an_auto_remedied_run_gets_its_interventions_table_and_markers(offline):
     logger.experiment.finish()
     (run,) = runs(offline)
     summary = inspect(run)["summary"]
-    assert summary["tunekit/interventions"]["_type"] == "table-file"
+    columns, rows = table(run, summary["tunekit/interventions"])
+    assert columns == ["step", "finding", "remedy", "change", "rolled back to"]
+    assert rows == [[e.step, e.finding.value, e.remedy.value, str(dict(e.change)), e.evidence["rolled_back_to"]]
+                    for e in d.interventions]
+    assert [r[1:3] for r in rows] == [["divergence", "lower_lr"]] and rows[0][4] == 0
     history = [r for r in inspect(run, summary=False) if "tunekit/intervention" in json.dumps(r)]
     assert history  # the step's marker
 

@@ -27,11 +27,11 @@ def test_lightning_rule_matches_lightnings_own_suggestion(seed):
 def test_valley_rule_takes_the_longest_fall():
     lrs = np.logspace(-6, 0, 60)
     loss = np.concatenate([np.full(20, 2.3), np.linspace(2.3, 0.5, 30), np.linspace(0.6, 3.0, 10)])
-    # fastai: the valley spans indices 6..46 of the trimmed curve (the 30 falling points, from the flat start);
-    # the pick is 1/3 + 1/6 of the way in.
-    lr = valley_suggestion(lrs, loss)
-    trimmed = lrs[6:55]
-    assert lr in trimmed and 1e-4 < lr < 1e-2
+    # fastai trims the first 10% and the last 5 points: indices 6..54. The longest strictly falling run is the last
+    # flat 2.3 (index 19) then the 29 falling points (indices 21..49; index 20 is 2.3 again): 30 long, ending at
+    # trimmed index 43, so it starts at 43 - 30 = 13; the pick is 13 + int(30 / 3) + int(10 / 2) = 28 of the
+    # trimmed curve, index 6 + 28 = 34 of the sweep.
+    assert valley_suggestion(lrs, loss) == lrs[34]
 
 
 def test_smoothing_and_divergence_match_the_lightning_recording():

@@ -6,6 +6,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import median_filter
 from torch import nn
 
 from tunekit import Recipe, lr_range_test
@@ -47,7 +48,19 @@ def test_model_is_restored_bit_for_bit():
 def test_suggestion_on_an_ordinary_task(tmp_path):
     result = lr_range_test(MLP(), datamodule=DigitsDataModule())
     assert result.suggestion is not None and result.reason is None
-    assert 1e-4 < result.suggestion < 0.1  # Adam on digits: the grid's best is 3e-3 (benchmarks/lr_suggestion.py)
+    # the ladder: the sweep's lowest point of the 7-step running median (before it diverged), times LADDER
+    lrs, losses = np.asarray(result.lrs), np.where(np.isfinite(result.losses), result.losses, np.inf)
+    stop = result.lrs.index(result.diverged_at) if result.diverged_at is not None else len(lrs)
+    bottom = lrs[int(np.argmin(median_filter(losses, size=7, mode="nearest")[:stop]))]
+    rung0 = [c for c in result.candidates if c.rung == 0]
+    assert [c.lr for c in sorted(rung0, key=lambda c: c.lr)] == pytest.approx(
+        sorted(bottom * f for f in (1.0, 0.316, 0.1, 0.0316, 0.01)))
+    # the pick: the lowest finalist LR scoring within 15% of the best finalist (no notch diverged here)
+    final = [c for c in result.candidates if c.rung == 1]
+    best = min(c.score for c in final)
+    assert all(np.isfinite(c.score) for c in rung0)
+    assert result.suggestion == min(c.lr for c in final if c.score <= 1.15 * best)
+    assert 1e-3 <= result.suggestion <= 1e-2  # Adam on digits: the grid's best is 3e-3 (benchmarks/lr_suggestion.py)
     assert result.steps <= 300
     low, high = result.bounds
     assert low < result.suggestion < high

@@ -1,11 +1,13 @@
 """Curvature estimates against exact answers: quadratics with a known Hessian, a saddle, the exact Hessian of small
 MLPs, and the negative curvature of a deep linear network at a small init."""
 
+import numpy as np
 import pytest
 import torch
 from torch.func import functional_call
 
 from tunekit.signals import adam_preconditioner, curvature
+from tunekit.signals._curvature import _ritz
 
 
 class Vector(torch.nn.Module):
@@ -157,3 +159,32 @@ def test_an_hvp_that_overflows_in_fp16_gets_a_reason_not_a_wrong_number():
     c = curvature(model, lambda m, b: 0.5 * (m.x @ h @ m.x) * 10, None)
     assert c.skipped is not None and "not finite" in c.skipped and "float16" in c.skipped
     assert c.top != c.top  # NaN
+
+
+def test_ritz_values_are_the_tridiagonal_matrix_eigenpairs():
+    """The Lanczos tridiagonal solve (scipy's) against a dense eigendecomposition of the same matrix."""
+    alphas, betas = [2.0, -1.0, 0.5, 3.0], [0.7, 0.2, -1.1, 9.0]  # the last beta is the next step's: not used
+    dense = np.diag(alphas) + np.diag(betas[:3], 1) + np.diag(betas[:3], -1)
+    values, vectors = _ritz(alphas, betas)
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(dense), rtol=1e-12)
+    np.testing.assert_allclose(dense @ vectors, vectors * values, atol=1e-12)
+    assert _ritz([5.0], [])[0].tolist() == [5.0]
+
+
+def test_channels_last_convolutions_are_measured():
+    """The flattening reshapes (``parameters_to_vector`` views, and a channels-last weight cannot be viewed flat)."""
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(2, 3, 3).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 2, 5, 5).to(memory_format=torch.channels_last)
+    c = curvature(model, lambda m, b: m(b).square().mean(), x, max_hvps=40)
+    assert c.skipped is None
+    # the loss is quadratic in the weights: its Hessian is 2 J^T J / n, J the Jacobian of the outputs
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def outputs(v):
+        w, b = v[: model.weight.numel()].view_as(model.weight), v[model.weight.numel() :]
+        return torch.nn.functional.conv2d(x.contiguous(), w, b).reshape(-1)
+
+    jac = torch.autograd.functional.jacobian(outputs, flat)
+    eig = torch.linalg.eigvalsh(2 * jac.T @ jac / jac.shape[0])
+    assert c.top == pytest.approx(float(eig[-1]), rel=1e-3)

@@ -1,8 +1,14 @@
 """Auto-remedy: a finding's remedy applied to the running fit, and the fit carried on.
 
-One in-memory snapshot of the training state (weights, optimizer state, schedulers, grad scaler) is kept: taken
-at the start of the fit, then at every check where the run is healthy and its validation loss is no worse than
-its best. What each finding gets:
+One in-memory snapshot of the training state (weights, optimizer state, schedulers, grad scaler) is kept on the
+device: taken at the start of the fit, then at a check where the run is healthy and its validation loss is no worse
+than its best, when a new validation loss reached that best since the last snapshot or the last snapshot is older
+than ``SNAPSHOT_MAX_AGE`` of the steps so far. A snapshot costs a copy of the weights and of the optimizer state
+(Adam: three times the weights' bytes; 0.7-0.9 of a training step for an MLP of 0.6M weights on a CPU,
+``benchmarks/snapshot_cost.py``) and holds that much device memory. Checks without a new best validation loss
+(a fit without validation, or between validation runs) copy only when the snapshot is stale, so their copies grow
+with the logarithm of the fit's length, and a rollback repeats at most a quarter of the steps done (plus one check
+interval). What each finding gets:
 
 * ``divergence``, ``exploding_gradients``: back to the snapshot; SGD momentum lowered when that is the first
   remedy (momentum near 1), otherwise the LR cut (the probe's, when one ran) and clipping at a healthy step's
@@ -63,6 +69,8 @@ SGD_LR_FACTOR = 10.0  # ... starts at 10x Adam's LR, times (1 - momentum) (a typ
 MIN_WARMUP = 10  # a restarted warmup spans at least this many steps
 WARMUP_SHARE = 0.05  # ... or 5% of the fit
 CONFIRMING_CHECKS = 2  # (auto-remedy benchmark) checks in a row a finding must be seen at before it steers the fit
+SNAPSHOT_MAX_AGE = 0.25  # a snapshot older than 25% of the steps so far is refreshed at a healthy check (bounds the
+# steps a rollback repeats against the copies a long fit makes)
 AT_ONCE = (FindingCode.DIVERGENCE, FindingCode.EARLY_INSTABILITY)  # acted on at the check that finds them
 VERIFY_TRAIN = TRAIN_BATCHES  # batches the verification forks train on (the probes' own number) ...
 VERIFY_STEPS = MAX_STEPS  # ... for the probes' longest fork
@@ -108,6 +116,7 @@ class AutoRemedy:
         self._snapshot: TrainingState | None = None
         self.snapshot_step = 0
         self._best_val = math.inf
+        self._vals_at_snapshot = 0  # validation losses known when the snapshot was taken
         self._seen: dict[FindingCode, int] = {}  # warning findings: checks in a row each has been seen at
         self._pending: _Pending | None = None
         self._need = VERIFY_TRAIN + EVAL_BATCHES  # micro-batches a verification holds (set at the fit's start)
@@ -152,12 +161,17 @@ class AutoRemedy:
             return
         if not math.isfinite(record.loss[-1]):
             return
+        new_best = False
         if len(record.val_loss):
             latest = float(record.val_loss[-1])
             if not latest <= self._best_val:
                 return
             self._best_val = latest
-        self._take(trainer, module)
+            new_best = len(record.val_loss) > self._vals_at_snapshot
+        stale = trainer.global_step - self.snapshot_step > SNAPSHOT_MAX_AGE * trainer.global_step
+        if new_best or stale or self._snapshot is None:
+            self._take(trainer, module)
+            self._vals_at_snapshot = len(record.val_loss)
 
     # ------------------------------------------------------------------ acting
     def act(self, trainer: pl.Trainer, module: pl.LightningModule, diagnosis: Diagnosis, ctx: RunContext,

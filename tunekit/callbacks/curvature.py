@@ -16,6 +16,48 @@ from tunekit.exceptions import ConfigError
 from tunekit.probes import measure_curvature, probe_reason
 
 ADAM_NAMES = ("Adam", "AdamW")
+TIMED_STEPS = 1000  # training steps timed for ``cost_in_steps`` (their median is the unit)
+
+
+def _synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously: a wall time without it counts launches only)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _StepClock:
+    """Wall time of training steps without a host sync per step: on CUDA a pair of events per step, read once
+    they are done (at the next measurement, which synchronizes anyway); elsewhere ``time.perf_counter``."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._events: list[tuple[Any, Any]] = []
+        self._open: Any = None
+
+    def start(self, device: torch.device) -> None:
+        if device.type == "cuda":
+            self._open = torch.cuda.Event(enable_timing=True)
+            self._open.record()
+        else:
+            self._open = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._open is None or len(self.seconds) + len(self._events) >= TIMED_STEPS:
+            return
+        if isinstance(self._open, float):
+            self.seconds.append(time.perf_counter() - self._open)
+        else:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._events.append((self._open, end))
+        self._open = None
+
+    def median(self) -> float:
+        if self._events:  # the events are read after the device reached them
+            self._events[-1][1].synchronize()
+            self.seconds.extend(start.elapsed_time(end) / 1e3 for start, end in self._events)
+            self._events.clear()
+        return statistics.median(self.seconds) if self.seconds else math.nan
 
 
 class CurvatureMonitor(Callback):
@@ -56,16 +98,13 @@ class CurvatureMonitor(Callback):
         self.seconds = 0.0
         self.hvps = 0
         self.skipped: str | None = None
-        self._step_seconds: list[float] = []
-        self._started = 0.0
+        self._clock = _StepClock()
         self._measured_at = -1
 
     @property
     def cost_in_steps(self) -> float:
         """Time spent measuring, in median training steps (nan before any step was timed)."""
-        if not self._step_seconds:
-            return math.nan
-        return self.seconds / statistics.median(self._step_seconds)
+        return self.seconds / self._clock.median()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.skipped = probe_reason(trainer, pl_module)
@@ -74,18 +113,18 @@ class CurvatureMonitor(Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any,
                              batch_idx: int) -> None:
-        self._started = time.perf_counter()
+        self._clock.start(pl_module.device)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if len(self._step_seconds) < 1000:
-            self._step_seconds.append(time.perf_counter() - self._started)
+        self._clock.stop()
         step = trainer.global_step
         if self.skipped is not None or step == 0 or step % self.every_n_steps or step == self._measured_at:
             return
         self._measured_at = step
         optimizer = trainer.optimizers[0]
         lr = float(optimizer.param_groups[0]["lr"])
+        _synchronize(pl_module.device)  # the measurement's time is its own, not the queued step's
         started = time.perf_counter()
         plain = measure_curvature(trainer, pl_module, batch, self.max_hvps)
         if plain.skipped is not None:
@@ -99,6 +138,7 @@ class CurvatureMonitor(Callback):
             spent += adam.hvps
             if adam.preconditioned and adam.skipped is None:
                 values.update({"adam_sharpness": adam.top, "adam_sharpness_x_lr": adam.top * lr})
+        _synchronize(pl_module.device)
         self.seconds += time.perf_counter() - started
         self.hvps += spent
         self.history.append({"step": step, "lr": lr, "hvps": spent, **values})

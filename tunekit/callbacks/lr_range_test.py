@@ -10,7 +10,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.parsing import lightning_hasattr, lightning_setattr
 
 from tunekit.lr_finder import LRRangeResult, lr_range_test
-from tunekit.utilities.lightning import fit_train_loaders, planned_steps
+from tunekit.utilities.lightning import fit_train_loaders
 
 
 class LRRangeTest(Callback):
@@ -25,7 +25,6 @@ class LRRangeTest(Callback):
         min_lr, max_lr: the range swept.
         max_steps: training steps the whole test may take.
         sweep_steps: steps of each sweep.
-        budget_steps: the fit's planned optimizer steps (None: read from the Trainer when the fit starts).
         The test's runs take the fit's gradient accumulation, clipping and precision, so its steps are the fit's
         optimizer steps.
         monitor: the validation metric the test's short runs compare.
@@ -36,9 +35,9 @@ class LRRangeTest(Callback):
     """
 
     def __init__(self, *, min_lr: float = 1e-7, max_lr: float = 10.0, max_steps: int = 300, sweep_steps: int = 60,
-                 budget_steps: int | None = None, monitor: str = "val_loss", seed: int = 0) -> None:
+                 monitor: str = "val_loss", seed: int = 0) -> None:
         self.kwargs: dict[str, Any] = {"min_lr": min_lr, "max_lr": max_lr, "max_steps": max_steps,
-                                       "sweep_steps": sweep_steps, "budget_steps": budget_steps, "monitor": monitor,
+                                       "sweep_steps": sweep_steps, "monitor": monitor,
                                        "seed": seed}
         self.result: LRRangeResult | None = None
         self.ran_here = False  # this process ran the test (rank zero); the other ranks received its result
@@ -54,8 +53,6 @@ class LRRangeTest(Callback):
             data = {"train_dataloaders": fit_train_loaders(trainer)}
         owner = getattr(datamodule, "trainer", None)
         kwargs = dict(self.kwargs)
-        if kwargs["budget_steps"] is None:
-            kwargs["budget_steps"] = planned_steps(trainer)
         kwargs["trainer_kwargs"] = same_steps(trainer)
         result: LRRangeResult | None = None
         if trainer.is_global_zero:  # under DDP rank zero runs the test (on one device) and the others take its pick

@@ -38,7 +38,7 @@ def lr_find(
     result = lr_range_test(model, **cfg.range_test_data(model), min_lr=min_lr, max_lr=max_lr, max_steps=max_steps,
                            sweep_steps=sweep_steps,
                            monitor=cfg.range_test_monitor, seed=cfg.seed, trainer_kwargs=cfg.short_run_trainer_args(),
-                           budget_steps=cfg.planned_steps(), progress=not as_json)
+                           progress=not as_json)
     saved = None
     if plot:  # '' skips it (a Path would have turned '' into '.', and the figure into ./.png)
         data = cfg.data_class.__name__ if cfg.data_class is not None else "its own data"

@@ -15,7 +15,6 @@ import lightning.pytorch as pl
 from tunekit.exceptions import ConfigError
 
 PARSED_KEPT = 16  # parsed configs kept (a search uses one or two: with and without its batch-size override)
-_PARSED: dict[str, Any] = {}
 
 
 @functools.lru_cache(maxsize=2)
@@ -49,22 +48,37 @@ def _one_line(err: Exception) -> str:
     return f"{path}: {why}" + (f", but got {given.group(1).strip()!r}" if given else "")
 
 
+class _Sections:
+    """Config sections as an ``lru_cache`` key: equal when their JSON is (the dicts themselves are unhashable)."""
+
+    def __init__(self, sections: dict[str, Any]) -> None:
+        self.sections = sections
+        self.key = json.dumps(sections, sort_keys=True, default=repr)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Sections) and other.key == self.key
+
+
+@functools.lru_cache(maxsize=PARSED_KEPT)
+def _parse_once(sections: _Sections) -> Any:
+    parser = _parser("data" in sections.sections)
+    return parser.parse_object({k: v for k, v in sections.sections.items() if v is not None})
+
+
 def parse(sections: dict[str, Any], source: str) -> Any:
     """The parsed namespace (every default filled in, every type checked); a mistake is one ``ConfigError`` line.
 
     A search builds the model, data and Trainer arguments from the same sections several times per trial, and a
     parse costs about 0.2 s, so the namespace is parsed once per distinct sections and handed out as a copy.
     """
-    key = json.dumps(sections, sort_keys=True, default=repr)
-    if key not in _PARSED:
-        parser = _parser("data" in sections)
-        try:
-            _PARSED[key] = parser.parse_object({k: v for k, v in sections.items() if v is not None})
-        except Exception as err:  # jsonargparse's ArgumentError, raised for any parse or type failure
-            raise ConfigError(f"{source}: {_one_line(err)}") from None
-        while len(_PARSED) > PARSED_KEPT:
-            _PARSED.pop(next(iter(_PARSED)))
-    return _PARSED[key].clone()
+    try:
+        parsed = _parse_once(_Sections(sections))
+    except Exception as err:  # jsonargparse's ArgumentError, raised for any parse or type failure
+        raise ConfigError(f"{source}: {_one_line(err)}") from None
+    return parsed.clone()
 
 
 def instantiate(sections: dict[str, Any], source: str) -> Any:

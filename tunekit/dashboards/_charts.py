@@ -1,4 +1,11 @@
-"""The report's charts: matplotlib figures rendered to inline SVG (text as paths: no font or file to fetch)."""
+"""The report's charts: matplotlib figures rendered to inline SVG (text as paths: no font or file to fetch).
+
+The history and importance charts are drawn here, not by ``optuna.visualization.matplotlib``: its
+``plot_optimization_history`` draws complete trials only (a search that prunes most trials would show a few dots;
+here a pruned trial is drawn at its last reported value, and a diverged one's 1e14 at the chart's edge instead of
+stretching the axis), and ``plot_param_importances`` computes the importances again from the study (fANOVA, seconds
+per report) where the report already holds them; both are marked experimental (a warning in every report).
+"""
 
 from __future__ import annotations
 

@@ -72,7 +72,7 @@ def clip_gradients(ctx: RunContext, healthy_norm: float | None) -> Remedy:
                   f"Clip gradients at norm {fmt(value)} (Trainer(gradient_clip_val={fmt(value)})): {why}.")
 
 
-def add_warmup(ctx: RunContext, total_steps: int | None, at_least: int = 0) -> Remedy:
+def add_warmup(total_steps: int | None, at_least: int = 0) -> Remedy:
     steps = max(MIN_WARMUP_STEPS, at_least, round(WARMUP_FRACTION * total_steps) if total_steps else 0)
     return Remedy(RemedyCode.ADD_WARMUP, {"warmup_steps": int(steps)},
                   f"Warm the learning rate up linearly over the first {steps} steps: early gradients are "

@@ -8,8 +8,12 @@ import warnings
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import median_filter
+from scipy.stats import iqr, median_abs_deviation, norm
 
 TARGET_UPDATE_RATIO = 1e-3  # a healthy step moves the weights by ~1e-3 of their size (Karpathy's rule of thumb)
+# The normal distribution's constants the noise estimates use, computed, not typed (one definition for every module):
+IQR_PER_SIGMA = float(norm.ppf(0.75) - norm.ppf(0.25))  # its interquartile range is 1.349 standard deviations
+MEDIAN_SE = math.sqrt(math.pi / 2)  # the standard error of a median of n samples is 1.2533 sigma / sqrt(n)
 
 
 def recent_window(n_steps: int, fraction: float, minimum: int, maximum: int) -> int:
@@ -20,6 +24,37 @@ def recent_window(n_steps: int, fraction: float, minimum: int, maximum: int) -> 
 def median(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     return float(np.median(x)) if len(x) else float("nan")
+
+
+def robust_sigma(x: np.ndarray, center: float | np.ndarray | None = None) -> float:
+    """The standard deviation of normal noise in ``x``, estimated from its median absolute deviation (1.4826 MADs,
+    ``scipy.stats.median_abs_deviation(scale="normal")``), so a few spikes do not inflate it. The deviations are
+    from ``x``'s median, or from ``center`` (a level, or a curve as long as ``x``: a smoothed loss). Non-finite
+    values are left out; NaN when none is left.
+
+    Example:
+        >>> round(robust_sigma(np.array([1.0, 2.0, 3.0, 4.0, 100.0])), 4)
+        1.4826
+    """
+    x = np.asarray(x, dtype=float)
+    if center is not None:
+        x = x - center
+    x = x[np.isfinite(x)]
+    if not len(x):
+        return float("nan")
+    return float(median_abs_deviation(x, center=None if center is None else _zero, scale="normal"))
+
+
+def _zero(x: np.ndarray, axis: int | None = None) -> float:
+    return 0.0  # deviations already taken from the given center
+
+
+def relative_iqr(x: np.ndarray) -> float:
+    """The interquartile range of ``x``'s finite values over their median (``scipy.stats.iqr``); NaN when none."""
+    finite = x[np.isfinite(x)]
+    if not len(finite):
+        return float("nan")
+    return float(iqr(finite)) / max(float(np.median(finite)), 1e-12)
 
 
 def halves_change(x: np.ndarray) -> float:

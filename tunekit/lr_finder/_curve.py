@@ -7,6 +7,7 @@ The rules other tools use are here too so the benchmark can compare them on the 
 from __future__ import annotations
 
 import numpy as np
+from scipy.signal import lfilter
 
 SMOOTHING = 0.98  # EMA factor of the recorded loss (Lightning's and fastai's default)
 MEDIAN_WIDTH = 7  # the sweep's loss is read through a centred running median of 7 steps (an EMA lags the LR by
@@ -15,13 +16,15 @@ DIVERGE_FACTOR = 4.0  # the sweep has diverged once the smoothed loss is 4x its 
 
 
 def smoothed(losses: np.ndarray, beta: float = SMOOTHING) -> np.ndarray:
-    """Bias-corrected exponential moving average, as Lightning and fastai record it."""
-    out = np.empty(len(losses))
-    avg = 0.0
-    for i, x in enumerate(losses):
-        avg = beta * avg + (1 - beta) * x
-        out[i] = avg / (1 - beta ** (i + 1))
-    return out
+    """Bias-corrected exponential moving average, as Lightning and fastai record it: ``avg_i = beta avg_(i-1) +
+    (1 - beta) x_i`` from ``avg_(-1) = 0`` (a first-order filter, ``scipy.signal.lfilter``), over ``1 - beta^(i+1)``.
+
+    Example:
+        >>> smoothed(np.array([1.0, 3.0]), beta=0.5).tolist()
+        [1.0, 2.3333333333333335]
+    """
+    x = np.asarray(losses, dtype=float)
+    return lfilter([1 - beta], [1, -beta], x) / (1 - beta ** np.arange(1, len(x) + 1))
 
 
 def divergence_index(smooth: np.ndarray, factor: float = DIVERGE_FACTOR) -> int | None:

@@ -21,6 +21,7 @@ import numpy as np
 from lightning.pytorch.utilities.seed import isolate_rng
 from scipy.ndimage import median_filter
 
+from tunekit.diagnose._stats import MEDIAN_SE, robust_sigma
 from tunekit.exceptions import ConfigError
 from tunekit.lr_finder._curve import MEDIAN_WIDTH, divergence_index, smoothed
 from tunekit.lr_finder._result import Candidate, LRRangeResult
@@ -38,10 +39,9 @@ LADDER = (1.0, 0.316, 0.1, 0.0316, 0.01)  # candidates: the sweep's lowest-loss 
 KEEP = 2  # candidates that go on to the second rung
 FIRST_RUNG_SHARE = 0.5  # share of the confirmation steps spent on the first rung (the rest on the survivors)
 TOLERANCE = 0.15  # a lower LR scoring within 15% of the best is preferred: the higher one's edge is riskier
-HORIZON_EXPONENT = 0.0  # (lr_budget benchmark) the pick would be lowered by (budget / horizon) ** this. Measured
-# at 1x and 4x budgets, the best LR fell 3-7x for Adam and did not move for SGD; a 0.25 correction helped the Adam
-# tasks and hurt the SGD ones (geometric mean 1.58x the 4x grid best against 1.42x without), so none is applied
-MAX_BACKOFF = 3.16  # the horizon correction lowers the pick by at most half a decade
+# The pick is not corrected for the real run's length (there is no budget argument): measured at 1x and 4x budgets
+# (benchmarks/lr_budget.py), the best LR fell 3-7x for Adam and did not move for SGD; a (budget / horizon) ** 0.25
+# correction helped the Adam tasks and hurt the SGD ones (geometric mean 1.58x the 4x grid best against 1.42x without)
 LONGER_SWEEP = 3  # a sweep that saw no fall is run again this many times longer, when the budget allows
 SCORE_TAIL = 0.2  # without validation data, a run is scored by its mean training loss over its last 20% of steps
 
@@ -56,7 +56,6 @@ def lr_range_test(
     max_lr: float = 10.0,
     max_steps: int = 300,
     sweep_steps: int = 60,
-    budget_steps: int | None = None,
     monitor: str = "val_loss",
     seed: int = 0,
     trainer_kwargs: dict[str, Any] | None = None,
@@ -80,10 +79,6 @@ def lr_range_test(
         min_lr, max_lr: the range of the sweep.
         max_steps: optimizer steps to spend in all (sweep and confirmation runs).
         sweep_steps: optimizer steps of the exponential sweep (it stops early once the loss blows up).
-        budget_steps: optimizer steps the real training will run. Confirmation runs are far shorter than most
-            real runs, but no correction for the difference held up when measured (``benchmarks/lr_budget.py``:
-            the best LR of a 4x longer run moved down for Adam and not at all for SGD), so the pick is the one
-            the confirmation runs chose whether the budget is given or not.
         monitor: the validation metric the confirmation runs are scored on.
         seed: seed of every run (the same data order for each LR).
         trainer_kwargs: extra ``Trainer`` arguments for the runs (``accelerator``, ``precision``, ...).
@@ -127,7 +122,7 @@ def lr_range_test(
             if result.suggestion is not None:
                 with tempfile.TemporaryDirectory(prefix="tunekit-lr-") as workdir:
                     _confirm(model, data, val_data, snapshot, result, max_steps, min_lr, seed, kwargs, monitor,
-                             workdir, advance, budget_steps)
+                             workdir, advance)
             return result
     finally:
         snapshot.restore(model)
@@ -135,7 +130,7 @@ def lr_range_test(
 
 def _confirm(model: pl.LightningModule, data: dict[str, Any], val_data: dict[str, Any], snapshot: ModelSnapshot,
              result: LRRangeResult, max_steps: int, min_lr: float, seed: int, kwargs: dict[str, Any], monitor: str,
-             workdir: str, advance: Any, budget_steps: int | None) -> None:
+             workdir: str, advance: Any) -> None:
     """Successive halving over a ladder of LRs below the sweep's best point; sets ``result.suggestion``."""
     ladder = [max(min_lr, result.suggestion * f) for f in LADDER]  # type: ignore[operator]
     budget = max_steps - result.steps
@@ -177,11 +172,7 @@ def _confirm(model: pl.LightningModule, data: dict[str, Any], val_data: dict[str
     final = alive
     if more > 0:  # the survivors train on from where the first rung left them (optimizer state too)
         final = [run(c.lr, first + more, 1, os.path.join(workdir, f"{c.lr:.6g}.ckpt")) for c in alive]
-    pick = _pick(final, rung1)
-    horizon = max(c.steps for c in final)
-    if budget_steps and budget_steps > horizon:
-        pick /= min(MAX_BACKOFF, (budget_steps / horizon) ** HORIZON_EXPONENT)
-    result.suggestion = pick
+    result.suggestion = _pick(final, rung1)
     top = max(c.lr for c in rung1 if math.isfinite(c.score))
     result.bounds = (result.suggestion / 10, max(result.suggestion * 3, top))
 
@@ -225,8 +216,8 @@ def _read_sweep(sweep: RunLog, spent: int) -> LRRangeResult:
         return result
     best = int(np.argmin(usable))
     start = usable[: max(3, len(usable) // 3)]  # the sweep's first third: LRs too small to move the loss
-    sigma = 1.4826 * float(np.median(np.abs(finite[: len(start)] - np.median(start))))  # per-step noise (MAD)
-    noise = NOISE_SIGMAS * 1.253 * sigma / math.sqrt(MEDIAN_WIDTH)  # ... of a running median of MEDIAN_WIDTH steps
+    sigma = robust_sigma(finite[: len(start)], center=float(np.median(start)))  # per-step noise
+    noise = NOISE_SIGMAS * MEDIAN_SE * sigma / math.sqrt(MEDIAN_WIDTH)  # ... of a running median of MEDIAN_WIDTH steps
     if not usable[best] < min((1 - MIN_DROP) * usable[0], usable[0] - noise):
         result.reason = (f"the loss did not fall at any learning rate from {lrs[0]:.2g} to {lrs[len(usable) - 1]:.2g} "
                          f"within {len(losses)} sweep steps (a loss that starts on a plateau, or a model that does "

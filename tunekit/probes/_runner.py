@@ -88,7 +88,7 @@ def run_probe(trainer: pl.Trainer, module: pl.LightningModule, finding: Finding,
             forks_only = _report(trainer, finding, candidates, results, steps, None)
             if hvps and (curvature_if is None or curvature_if(forks_only)):
                 state.restore(module, optimizer, schedulers, scaler, grads=False)
-                curv = _curvature(module, optimizer, trainer, held[0], hvps, finding)
+                curv = _curvature(module, trainer, held[0], hvps, finding)
         finally:
             state.restore(module, optimizer, schedulers, scaler, grads=True)
     return _report(trainer, finding, candidates, results, steps, curv)
@@ -106,8 +106,8 @@ def _report(trainer: pl.Trainer, finding: Finding, candidates: Sequence[Candidat
     return ProbeReport(trainer.global_step, finding.code, outcomes, curv, cost)
 
 
-def _curvature(module: pl.LightningModule, optimizer: torch.optim.Optimizer, trainer: pl.Trainer, batch: Any,
-               hvps: int, finding: Finding) -> dict[str, Any]:
+def _curvature(module: pl.LightningModule, trainer: pl.Trainer, batch: Any, hvps: int,
+               finding: Finding) -> dict[str, Any]:
     """Plain Hessian extremes (a stall: is it a saddle?), or, for Adam on an unstable run, those of the
     preconditioned Hessian its stability depends on."""
     preconditioned = finding.code.value in ("oscillation", "exploding_gradients")

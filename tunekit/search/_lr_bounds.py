@@ -46,8 +46,7 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
             try:
                 with quiet_lightning():
                     result = lr_range_test(model, **data, monitor=config.range_test_monitor, seed=config.seed,
-                                           trainer_kwargs=config.short_run_trainer_args(),
-                                           budget_steps=config.planned_steps())
+                                           trainer_kwargs=config.short_run_trainer_args())
             except ValueError as err:  # what the range test cannot drive (several optimizers counted at fit time)
                 raise ConfigError(f"search: lr: auto: the LR range test cannot run on {type(model).__name__}: "
                                   f"{str(err).strip().splitlines()[0]} Give lr: [low, high] instead.") from None

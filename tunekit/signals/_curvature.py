@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal
 
 # Where each constant comes from: "(hand)" set by hand and not searched; otherwise the source is named.
 CONVERGED = 1e-3  # (hand) Lanczos stops once both extreme Ritz values are within 0.1% of the spectrum's width of an
@@ -54,6 +56,8 @@ class Curvature:
 
 
 def _flat(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """The tensors as one ``dtype`` vector. Not ``torch.nn.utils.parameters_to_vector``: it flattens with
+    ``view(-1)``, which raises on a channels-last convolution weight (and its gradient, and Adam's state)."""
     return torch.cat([t.reshape(-1).to(dtype) for t in tensors])
 
 
@@ -210,12 +214,7 @@ def _lanczos(operator: Callable[[torch.Tensor], torch.Tensor], start: torch.Tens
     return float(values[-1]), float(values[0]), first
 
 
-def _ritz(alphas: list[float], betas: list[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigenvalues (ascending) and eigenvectors of the Lanczos tridiagonal matrix."""
-    k = len(alphas)
-    t = torch.zeros(k, k, dtype=torch.float64)
-    for i, a in enumerate(alphas):
-        t[i, i] = a
-    for i, b in enumerate(betas[: k - 1]):
-        t[i, i + 1] = t[i + 1, i] = b
-    return torch.linalg.eigh(t)
+def _ritz(alphas: list[float], betas: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the Lanczos tridiagonal matrix (diagonal ``alphas``, off-diagonal
+    the first ``len(alphas) - 1`` of ``betas``), by LAPACK's tridiagonal solver (``scipy.linalg.eigh_tridiagonal``)."""
+    return eigh_tridiagonal(np.asarray(alphas, dtype=float), np.asarray(betas[: len(alphas) - 1], dtype=float))

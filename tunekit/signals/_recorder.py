@@ -2,8 +2,9 @@
 
 The hot path (``capture_gradients`` and ``capture_loss``, once per optimizer step) issues a handful of fused
 kernels and no host sync on an accelerator (``StepBuffer``, ``NonFiniteWatch``, ``UpdateSampler``); every
-``flush_every`` steps the buffered rows reach the host in one transfer and are folded into bounded tables
-(``SignalHistory``), from which ``record()`` builds the ``RunRecord`` the rules read.
+``flush_every`` steps the buffered rows (and the update-ratio samples) reach the host in one device-to-host copy
+and are folded into bounded tables (``SignalHistory``), from which ``record()`` builds the ``RunRecord`` the rules
+read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tunekit.record import RunRecord
 from tunekit.signals._data import RecentBatches
 from tunekit.signals._history import SignalHistory
 from tunekit.signals._layers import layer_membership, layer_of
-from tunekit.signals._steps import StepBuffer
+from tunekit.signals._steps import StepBuffer, to_host
 from tunekit.signals._updates import UpdateSampler
 from tunekit.signals._watch import NonFiniteWatch
 
@@ -78,9 +79,9 @@ class SignalRecorder:
         return self._module is not None and self._module() is module
 
     # ------------------------------------------------------------------ hot path
-    def capture_gradients(self, global_step: int, lrs: list[float]) -> None:
+    def capture_gradients(self, global_step: int, lrs: list[float | torch.Tensor]) -> None:
         """Norms of the current gradients into the open row (called before the optimizer step), with the LR
-        of each param group."""
+        of each param group (a float, or a tensor as capturable and fused optimizers hold it: read with the row)."""
         steps = self._steps
         if steps is None or not self.enabled or global_step == steps.step:
             return
@@ -129,14 +130,17 @@ class SignalRecorder:
 
     # ------------------------------------------------------------------ host side
     def flush(self) -> None:
-        """Copy the closed steps to the host and fold them into the tables (one transfer)."""
+        """Copy the closed steps and the update-ratio samples to the host and fold them into the tables: one
+        device-to-host copy (one ``.cpu()``, no ``.item()``), none when there is nothing to read."""
         if self._steps is None:
             return
-        rows = self._steps.read()
+        steps, updates = self._steps.to_read(), self._updates.to_read()  # type: ignore[union-attr]
+        host = to_host(steps + updates)
+        rows = self._steps.take(host[:len(steps)])
         if len(rows.steps):
             self.history.add_steps(rows, self._membership)
             self.flushes += 1
-        self.history.add_updates(self._updates.read())  # type: ignore[union-attr]
+        self.history.add_updates(self._updates.take(host[len(steps):]))  # type: ignore[union-attr]
         self._inspect_batches()
 
     def add_validation(self, step: int, value: float) -> None:

@@ -20,6 +20,9 @@ class UpdateSampler:
         self.params = params
         self.device = device
         self._reuse = device.type == "cpu"
+        dtypes = {p.dtype for p in params}
+        wide = torch.float64 if torch.float64 in dtypes else torch.float32
+        self._norm_dtype = None if dtypes == {wide} else wide  # half precision summed in float32; never narrowed
         self._buffer: list[torch.Tensor] | None = None
         self._before: list[torch.Tensor] | None = None
         self._before_norm: torch.Tensor | None = None
@@ -41,24 +44,33 @@ class UpdateSampler:
                 self._before = self._buffer
             else:
                 self._before = list(torch._foreach_mul(weights, 1.0))
-            self._before_norm = torch.stack(torch._foreach_norm(weights, 2, dtype=torch.float32))
+            self._before_norm = torch.stack(self._norms(weights))
         self._step = step
 
     def after(self) -> None:
         before = self._before or []
         with torch.no_grad():
             torch._foreach_sub_(before, [p.detach() for p in self.params])  # in place: before - after
-            diff = torch.stack(torch._foreach_norm(before, 2, dtype=torch.float32))
+            diff = torch.stack(self._norms(before))
             self._rows.append(torch.stack([diff.to(self.device).square().sum(),
                                            self._before_norm.to(self.device).square().sum()]))  # type: ignore[union-attr]
         self._steps.append(self._step)
         self._before = None
 
-    def read(self) -> np.ndarray:
-        """Rows of (step, ratio) sampled since the last read."""
+    def _norms(self, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self._norm_dtype is None:
+            return list(torch._foreach_norm(tensors, 2))
+        return list(torch._foreach_norm(tensors, 2, dtype=self._norm_dtype))
+
+    def to_read(self) -> list[torch.Tensor]:
+        """The sampled rows' squared norms on the device, (samples, 2): for ``to_host``, then ``take``."""
+        return [torch.stack(self._rows) if self._rows else torch.zeros(0, 2, device=self.device)]
+
+    def take(self, host: list[np.ndarray]) -> np.ndarray:
+        """Rows of (step, ratio) sampled since the last read, from the host values of ``to_read()``."""
         if not self._rows:
             return np.zeros((0, 2))
-        sums = torch.stack(self._rows).cpu().double().numpy()
+        sums = host[0].reshape(-1, 2)
         ratio = np.sqrt(sums[:, 0]) / np.maximum(np.sqrt(sums[:, 1]), 1e-12)
         out = np.column_stack([np.asarray(self._steps, dtype=float), ratio])
         self._rows, self._steps = [], []

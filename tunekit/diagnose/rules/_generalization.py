@@ -7,7 +7,7 @@ import numpy as np
 
 from tunekit.diagnose import _remedies as R
 from tunekit.diagnose._context import RunContext
-from tunekit.diagnose._stats import fmt, median
+from tunekit.diagnose._stats import fmt, median, robust_sigma
 from tunekit.diagnose._types import Finding, FindingCode, Severity
 from tunekit.record import RunRecord
 
@@ -24,7 +24,6 @@ TRAIN_MEMORIZED = 0.01  # (hand) or the training loss is under 1% of where it st
 TRAIN_STEADY = 1.0  # (hand) ... and at no check after the best was the training loss back at its level there: a
 # validation loss that swings because the training loss swings is instability, not overfitting
 VAL_NOISE_SIGMAS = 2.0  # (hand) the rise must clear twice the validation loss's check-to-check noise ...
-MAD_TO_SIGMA = 1.4826  # ... estimated robustly: a normal distribution's standard deviation is 1.4826 MADs
 
 
 def _train_loss_before(record: RunRecord, step: int, span: int) -> float:
@@ -40,7 +39,7 @@ def validation_noise(val: np.ndarray) -> float:
     padded = np.concatenate([val[:1], val, val[-1:]])
     trend = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
     residual = val - trend
-    return float(MAD_TO_SIGMA * np.median(np.abs(residual - np.median(residual))))
+    return robust_sigma(residual)
 
 
 def check_generalization_gap(record: RunRecord, ctx: RunContext) -> Finding | None:

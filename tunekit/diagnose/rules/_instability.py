@@ -7,12 +7,16 @@ import numpy as np
 from tunekit.diagnose import _remedies as R
 from tunekit.diagnose._context import RunContext
 from tunekit.diagnose._stats import (
+    IQR_PER_SIGMA,
+    MEDIAN_SE,
     TARGET_UPDATE_RATIO,
     best_block_median,
     fmt,
     halves_change,
     median,
     recent_window,
+    relative_iqr,
+    robust_sigma,
     rolling_median,
     smooth,
 )
@@ -67,12 +71,9 @@ SPIKE_DAMAGE_LAG = 6  # (hand) a spike's damage is read from the losses this man
 DAMAGE_WINDOW = 5  # (hand) medians of this many losses before and after a spike
 EARLY_SMOOTH = 9  # (hand) running-median width of the early loss (a blow-up lasts a few steps; noise does not)
 EARLY_NOISE = 3.0  # (hand) ... whose peak must also clear the start by three standard deviations of the batch noise
-MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation is 1.4826 median absolute deviations
 OSCILLATION_FRACTION = 0.25  # (hand) oscillation is judged on the last quarter of the run ...
 OSCILLATION_MAX_STEPS = 400  # (hand) ... at most this many steps
 OSCILLATION_BEST_BLOCKS = 4  # (hand) the best level before the window: medians of blocks a quarter of the window long
-IQR_PER_SIGMA = 1.35  # a normal distribution's interquartile range is 1.35 standard deviations
-MEDIAN_SE = 1.25  # the standard error of a median is 1.25 sigma/sqrt(n) (normal data)
 EARLY_LR_CUT = 3.0  # (hand) early instability and spikes: a third of the LR
 OSCILLATION_LR_CUT = 3.0  # (hand) oscillation: a third of the LR (half a decade: enough to stop jumping across
 # the valley)
@@ -156,7 +157,7 @@ def _wrecked(record: RunRecord, ctx: RunContext, recent: float) -> Finding | Non
         f"{recent / initial:.0%} of its start): steps this large wreck the network at once",
         {"update_ratio": ratio, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr},
         (R.lower_lr(ctx, lr_cut(record, ctx), "a step that size kills units or saturates layers before anything is "
-                    "learned"), R.add_warmup(ctx, record.total_steps)),
+                    "learned"), R.add_warmup(record.total_steps)),
     )
 
 
@@ -232,7 +233,7 @@ def _nonfinite(record: RunRecord, ctx: RunContext) -> Finding:
             why += f" (the first step moved the weights by {fmt(cut * TARGET_UPDATE_RATIO)} of their size)"
         remedies = [*R.instability_causes(ctx), R.lower_lr(ctx, cut, why), R.clip_gradients(ctx, healthy)]
         if s < _early_limit(record) and not _has_warmup(record):
-            remedies.append(R.add_warmup(ctx, record.total_steps, at_least=2 * s))
+            remedies.append(R.add_warmup(record.total_steps, at_least=2 * s))
         grew = f" after the gradient norm grew {fmt(growth)}x in {GROWTH_WINDOW} steps" if growth >= 2 else ""
         message = f"{what} became {value} at step {s}{grew}, at lr {fmt(lr_at)}"
     return Finding(FindingCode.DIVERGENCE, Severity.CRITICAL, s, message, evidence, tuple(remedies))
@@ -343,7 +344,7 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     peak = float(sm[peak_i]) if len(sm) else float("nan")
     spikes = [i for i in _spikes(record) if record.steps[i] < limit]
     # a rise must stand out of the batches' own noise (a regression on batches of 8 swings 2x from batch to batch)
-    noise = MAD_TO_SIGMA * median(np.abs(record.loss[early] - sm)) if len(sm) else 0.0
+    noise = robust_sigma(record.loss[early], center=sm) if len(sm) else 0.0
     blew_up = peak > EARLY_SPIKE_FACTOR * record.initial_loss and peak > record.initial_loss + EARLY_NOISE * noise
     if not (blew_up or spikes):
         return None
@@ -354,7 +355,7 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     severity = Severity.INFO if recent < LEARNED_AFTER * record.initial_loss else Severity.WARNING
     remedies = [R.lower_lr(ctx, EARLY_LR_CUT, "the first steps overshoot before the optimizer's statistics settle")]
     if not _has_warmup(record):
-        remedies.insert(0, R.add_warmup(ctx, record.total_steps, at_least=2 * step))
+        remedies.insert(0, R.add_warmup(record.total_steps, at_least=2 * step))
     remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
     remedies = [*R.instability_causes(ctx), *remedies]
     what = (f"the loss rose to {fmt(peak)} ({peak / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)})"
@@ -370,17 +371,9 @@ def _oscillation_window(record: RunRecord) -> int:
     return recent_window(len(record), OSCILLATION_FRACTION, OSCILLATION_MIN_STEPS, OSCILLATION_MAX_STEPS)
 
 
-def _relative_iqr(window: np.ndarray) -> float:
-    finite = window[np.isfinite(window)]
-    if not len(finite):
-        return float("nan")
-    q1, mid, q3 = np.percentile(finite, [25, 50, 75])
-    return float(q3 - q1) / max(float(mid), 1e-12)
-
-
 def oscillation_amplitude(record: RunRecord) -> float:
     """The oscillation rule's statistic: the loss's interquartile range over its median, in the rule's window."""
-    return _relative_iqr(record.loss[-_oscillation_window(record):]) if len(record) else float("nan")
+    return relative_iqr(record.loss[-_oscillation_window(record):]) if len(record) else float("nan")
 
 
 def divergence_loss_ratio(record: RunRecord) -> float:
@@ -422,13 +415,13 @@ def check_oscillation(record: RunRecord, ctx: RunContext) -> Finding | None:
     n = _oscillation_window(record)
     window = record.loss[-n:]
     level = median(window)
-    amplitude = _relative_iqr(window)
+    amplitude = relative_iqr(window)
     progress = halves_change(window)
     best = best_block_median(record.loss[:-n], max(SMOOTH_STEPS, n // OSCILLATION_BEST_BLOCKS))
     lost = (level - best) / (record.initial_loss - best) if record.initial_loss > best else 0.0
     far = level > OSCILLATION_LEVEL * record.initial_loss or lost > OSCILLATION_REGRESSION
     # The medians of two noisy halves differ by chance: count a fall only beyond twice its standard
-    # error (IQR/1.35 estimates the spread; the median's error is 1.25 spread/sqrt(n)).
+    # error (IQR/1.349 estimates the spread; the median's error is 1.2533 spread/sqrt(n)).
     noise = 2 * MEDIAN_SE * (amplitude / IQR_PER_SIGMA) / np.sqrt(max(n // 2, 1))
     if not (amplitude > OSCILLATION_AMPLITUDE and far and progress > min(OSCILLATION_PROGRESS, -noise)):
         return None
