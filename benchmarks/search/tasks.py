@@ -8,8 +8,9 @@ naive space a user would give plain Optuna.
   held out  gru_sum           GRU summing a 64-step sequence, SGD with momentum, 3 epochs (its loss starts on a
                               plateau near 1.0 at every LR below the edge)
   held out  two_stage_cancer  MLP on breast cancer, SGD or AdamW-then-SGD, 8 epochs
-  held out  own_adamw_wine    a user's own module (``OwnAdamW``: no Recipe, its own configure_optimizers with AdamW
-                              at its lr and weight_decay arguments) on wine, 6 epochs; tunekit searches it unchanged
+  held out  own_adamw_diabetes  a user's own module (``OwnAdamW``: no Recipe, its own configure_optimizers with AdamW
+                              at its lr and weight_decay arguments), an MLP regressing diabetes progression (MSE on
+                              standardized targets), 6 epochs, trials under a second; tunekit searches it unchanged
                               (lr, weight decay and batch size set on its own optimizer), plain Optuna passes the
                               sampled lr and weight_decay to its __init__ as a user would
 
@@ -33,23 +34,22 @@ CAREFUL_LR = {"adam": (1e-4, 1e-2), "sgd": (1e-3, 1e-1)}  # the ranges a careful
 
 
 class OwnAdamW(pl.LightningModule):
-    """A user's module as written without tunekit: an MLP classifier whose ``configure_optimizers`` returns AdamW."""
+    """A user's module as written without tunekit: an MLP regressor whose ``configure_optimizers`` returns AdamW."""
 
-    def __init__(self, in_features: int = 13, out_features: int = 3, hidden: int = 32, lr: float = 1e-3,
-                 weight_decay: float = 1e-2) -> None:
+    def __init__(self, in_features: int = 10, hidden: int = 32, lr: float = 1e-3, weight_decay: float = 1e-2) -> None:
         super().__init__()
         self.lr, self.weight_decay = lr, weight_decay
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, out_features))
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = nn.functional.cross_entropy(self.net(x), y)
+        loss = nn.functional.mse_loss(self.net(x).squeeze(-1), y)
         self.log("train_loss", loss)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         x, y = batch
-        self.log("val_loss", nn.functional.cross_entropy(self.net(x), y))
+        self.log("val_loss", nn.functional.mse_loss(self.net(x).squeeze(-1), y))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -104,9 +104,9 @@ TASKS = [
         "trainer": {"max_epochs": 8}},
         {"momentum": [0.5, 0.99], "weight_decay": [1.0e-6, 1.0e-1], "batch_size": {"low": 8, "high": 128, "log": True}},
         optimizer=["sgd", "adamw_then_sgd"]),
-    Task("own_adamw_wine", True, {
+    Task("own_adamw_diabetes", True, {
         "model": {"class_path": "tasks.OwnAdamW", "init_args": {}},
-        "data": {"class_path": "tunekit.examples.WineDataModule", "init_args": {"batch_size": 16}},
+        "data": {"class_path": "tunekit.examples.DiabetesDataModule", "init_args": {"batch_size": 16}},
         "trainer": {"max_epochs": 6}},
         {"weight_decay": [1.0e-6, 1.0e-1], "batch_size": {"low": 8, "high": 64, "log": True}}, own=True),
 ]
