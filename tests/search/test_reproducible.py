@@ -2,6 +2,9 @@
 every reported value and the best; and ``lr: auto`` is searched centred on the range test's suggestion."""
 
 import math
+import os
+import subprocess
+import sys
 
 import optuna
 import pytest
@@ -55,3 +58,21 @@ def test_lr_auto_is_searched_centred_on_the_suggestion_by_joint_tpe(tmp_path):
     opened, _ = open_study(plan_search(cfg), url, "c")  # the sampler a run uses: TPE over the joint, grouped space
     assert isinstance(opened.sampler, optuna.samplers.TPESampler)
     assert opened.sampler._multivariate and opened.sampler._group
+
+
+@pytest.mark.slow
+def test_the_same_command_in_two_processes_with_other_string_hashes_gives_the_same_study(tmp_path):
+    # what a user does: run the command again (a new process: Python's string hashing, and so any set's order, differs)
+    config = write_config(tmp_path, trainer=TINY, seed=5, search={"optimizer": ["adamw", "sgd"], "lr": "auto",
+                                                                  "weight_decay": [1e-6, 1e-2]})
+    studies = []
+    for hash_seed in ("1", "2"):
+        url = f"sqlite:///{tmp_path}/{hash_seed}.db"
+        done = subprocess.run([sys.executable, "-m", "tunekit", "search", str(config), "--n-trials", str(TRIALS),
+                               "--storage", url, "--study-name", "s", "--json"], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONHASHSEED": hash_seed}, cwd=tmp_path, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        study = optuna.load_study(study_name="s", storage=url)
+        ranges = {k: {**v, "measured_at": None} for k, v in study.user_attrs.items() if k.startswith("tunekit.lr_")}
+        studies.append((ranges, [(t.state, t.params, t.value, t.intermediate_values) for t in study.trials]))
+    assert studies[0] == studies[1]  # the range tests, then every trial's params, reports and value
