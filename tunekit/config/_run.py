@@ -91,7 +91,7 @@ class RunConfig:
 
             base = getattr(model, "recipe", None)
             if isinstance(base, Recipe):
-                model.recipe = base.replace(**self.recipe)
+                model.recipe = base.replace(**self.recipe)  # type: ignore[assignment]
                 return model
             if self.optimizer is not None and "optimizer" not in self.recipe:
                 _cli.attach_optimizer(model, self.optimizer, self.lr_scheduler)
