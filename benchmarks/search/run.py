@@ -1,22 +1,26 @@
-"""tunekit search against plain Optuna on the suite's tasks (``tasks.py``), 3 seeds each, in the same run.
+"""tunekit search against plain Optuna on the suite's tasks (``tasks.py``), 5 seeds each, in the same run.
 
   plain Optuna  TPE and MedianPruner with Optuna's defaults, optuna-integration's PyTorchLightningPruningCallback
                 on val_loss, the naive LR range 1e-5..1 and the task's other ranges.
+  careful user  the same, over the LR ranges a careful user writes (``CAREFUL_LR``: AdamW and Adam 1e-4..1e-2, SGD
+                1e-3..1e-1, one range per optimizer), since that is what a user picks instead of tunekit.
   tunekit       ``run_search`` on the task's config with ``lr: auto`` and its defaults (the LR range test, informed
                 first trials, batch-size-aware LR bounds, pruning at every validation, the Diagnoser).
 
 Compute is counted in samples trained (optimizer steps x batch size; tunekit's range test included) and in
-wall-clock seconds. For each task and seed: plain Optuna's best after its trials, the samples it spent on them,
-and the samples tunekit had spent when its best first reached that value; then tunekit's own best after the same
-number of trials. Trials tunekit pruned as critical on a finite loss are refitted without the stop, and counted
-when they would have recovered (ended below 80% of their initial validation loss).
+wall-clock seconds. For each task, seed and baseline: the baseline's best after its trials, the samples it spent on
+them, and the samples (and seconds) tunekit had spent when its best first reached that value; then tunekit's own
+best after the same number of trials. Each table gives the mean over seeds with a 95% interval (Student's t over
+the seeds). Trials tunekit pruned as critical on a finite loss are refitted without the stop, and counted when they
+would have recovered (ended below 80% of their initial validation loss).
 
-    python benchmarks/search/run.py [--tasks NAME ...] [--seeds 3] [--trials 30] [--out FILE]
+    python benchmarks/search/run.py [--tasks NAME ...] [--seeds 5] [--trials 30] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import math
@@ -34,7 +38,7 @@ import torch
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tasks import NAIVE_LR, TASKS, Task, config_of  # noqa: E402
+from tasks import CAREFUL_LR, NAIVE_LR, TASKS, Task, config_of  # noqa: E402
 
 from tunekit.config import parse_config  # noqa: E402
 from tunekit.recipe import Recipe  # noqa: E402
@@ -56,8 +60,9 @@ def _unused(key: str, values: dict[str, Any]) -> bool:
     return key in ("beta1", "beta2") and sgd or key == "momentum" and not sgd and values["switch_to_sgd_at"] is None
 
 
-def plain_study(task: Task, seed: int, n_trials: int) -> optuna.Study:
-    """What a user would run with plain Optuna: the same model, data and Trainer, naive ranges."""
+def plain_study(task: Task, seed: int, n_trials: int, careful: bool = False) -> optuna.Study:
+    """What a user would run with plain Optuna: the same model, data and Trainer, naive LR range (``careful``: the
+    ranges a careful user writes, one per optimizer)."""
     from optuna_integration import PyTorchLightningPruningCallback
 
     cfg = parse_config(config_of(task, seed))
@@ -65,9 +70,11 @@ def plain_study(task: Task, seed: int, n_trials: int) -> optuna.Study:
 
     def objective(trial: optuna.Trial) -> float:
         name = trial.suggest_categorical("optimizer", optimizers)
-        values: dict[str, Any] = {"optimizer": name.replace("_then_sgd", ""),
-                                  "switch_to_sgd_at": 0.8 if name.endswith("_then_sgd") else None,
-                                  "lr": trial.suggest_float("lr", *NAIVE_LR, log=True)}
+        first = name.replace("_then_sgd", "")
+        lr = (trial.suggest_float(f"lr_{first}", *CAREFUL_LR["sgd" if first == "sgd" else "adam"], log=True)
+              if careful else trial.suggest_float("lr", *NAIVE_LR, log=True))
+        values: dict[str, Any] = {"optimizer": first, "switch_to_sgd_at": 0.8 if name.endswith("_then_sgd") else None,
+                                  "lr": lr}
         for key, spec in task.space.items():
             if isinstance(spec, dict):
                 values[key] = trial.suggest_int(key, spec["low"], spec["high"], log=spec.get("log", False))
@@ -75,18 +82,23 @@ def plain_study(task: Task, seed: int, n_trials: int) -> optuna.Study:
                 continue
             else:
                 values[key] = trial.suggest_float(key, spec[0], spec[1], log=key == "weight_decay")
-        recipe = Recipe(**values)
         pl.seed_everything(seed, verbose=False)
-        model = cfg.make_model()
-        model.recipe = recipe
+        if task.own:  # a module with its own optimizer: the user passes the sampled values to its __init__
+            model = _own_model(task, values)
+            batch_size = values.get("batch_size")
+        else:
+            recipe = Recipe(**values)
+            model = cfg.make_model()
+            model.recipe = recipe
+            batch_size = recipe.batch_size
         trainer = pl.Trainer(**{**cfg.trainer, "logger": False, "enable_progress_bar": False,
                                 "enable_model_summary": False,
                                 "callbacks": [PyTorchLightningPruningCallback(trial, monitor="val_loss")]})
         started = time.time()
         try:
-            trainer.fit(model, **cfg.data_kwargs(batch_size=recipe.batch_size))
+            trainer.fit(model, **cfg.data_kwargs(**({"batch_size": batch_size} if batch_size else {})))
         finally:
-            trial.set_user_attr("samples", _samples(trainer, recipe.batch_size or 0))
+            trial.set_user_attr("samples", _samples(trainer, batch_size or 0))
             trial.set_user_attr("seconds", time.time() - started)
         value = float(trainer.callback_metrics.get("val_loss", math.nan))
         return value if math.isfinite(value) else math.inf
@@ -95,6 +107,12 @@ def plain_study(task: Task, seed: int, n_trials: int) -> optuna.Study:
     with quiet_lightning():
         study.optimize(objective, n_trials=n_trials, catch=(Exception,))
     return study
+
+
+def _own_model(task: Task, values: dict[str, Any]) -> pl.LightningModule:
+    module, _, name = task.config["model"]["class_path"].rpartition(".")
+    kwargs = {k: values[k] for k in ("lr", "weight_decay") if k in values}
+    return getattr(importlib.import_module(module), name)(**task.config["model"].get("init_args", {}), **kwargs)
 
 
 OVERRIDES: dict[str, Any] = {}  # sampler:/pruner: sections given on the command line (tunekit's defaults otherwise)
@@ -138,6 +156,8 @@ def critical_refits(task: Task, seed: int, study: optuna.Study) -> tuple[int, in
 
     cfg = parse_config(config_of(task, seed))
     count = recovered = 0
+    if task.own:  # its recipe is the searched keys only, set on its own optimizer: not refitted here
+        return 0, 0
     for t in study.trials:
         diagnosis = t.user_attrs.get("diagnosis") or {}
         critical = [f for f in diagnosis.get("findings", []) if f["severity"] == "critical"]
@@ -185,15 +205,39 @@ def pruned_refits(task: Task, seed: int, study: optuna.Study) -> tuple[int, int]
 
 
 def _spread(values: list[float]) -> str:
-    """Mean +- sample standard deviation over seeds, and the range."""
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4g} +- {sd:.2g} [{min(values):.4g}, {max(values):.4g}]"
+    """Mean with a 95% interval over seeds (Student's t; 0 wide for one seed), and the range."""
+    return f"{_mean_ci(values)} [{min(values):.4g}, {max(values):.4g}]"
+
+
+def _mean_ci(values: list[float]) -> str:
+    from scipy import stats
+
+    mean = statistics.mean(values)
+    if len(values) < 2:
+        return f"{mean:.4g}"
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+    return f"{mean:.3g} +- {half:.2g}"
+
+
+def compare(baseline: optuna.Study, t: list[tuple[int, float, float]]) -> dict[str, Any]:
+    """A baseline's best after its trials against tunekit's trace: where tunekit first reached it, and the shares."""
+    p = trace(baseline)
+    target = p[-1][2]
+    reached = next(((s, sec, i + 1) for i, (s, sec, b) in enumerate(t) if b <= target), None)
+    return {"best": target, "samples": p[-1][0], "seconds": p[-1][1],
+            "reached_trial": reached[2] if reached else None,
+            "sample_share": (reached[0] if reached else t[-1][0]) / p[-1][0],
+            "time_share": (reached[1] if reached else t[-1][1]) / p[-1][1],
+            "pruned": sum(x.state == TrialState.PRUNED for x in baseline.trials)}
+
+
+BASELINES = (("plain", "plain Optuna (defaults)"), ("careful", "careful user (plain Optuna, careful LR ranges)"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", nargs="*", default=None)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--pruner", default=None,
@@ -224,63 +268,67 @@ def main() -> None:
                 continue
             for seed in range(args.seeds):
                 started = time.time()
-                plain = plain_study(task, seed, args.trials)
+                baselines = {"plain": plain_study(task, seed, args.trials),
+                             "careful": plain_study(task, seed, args.trials, careful=True)}
                 ours, range_samples, range_seconds = tunekit_study(task, seed, args.trials, Path(tmp))
-                p, t = trace(plain), trace(ours, range_samples, range_seconds)
-                target = p[-1][2]
-                reached = next(((s, sec, i + 1) for i, (s, sec, b) in enumerate(t) if b <= target), None)
+                t = trace(ours, range_samples, range_seconds)
                 crit, rec = critical_refits(task, seed, ours)
                 refit, near = pruned_refits(task, seed, ours)
-                row = {"task": task.name, "held_out": task.held_out, "seed": seed, "plain_best": target,
-                       "plain_samples": p[-1][0], "plain_seconds": p[-1][1], "ours_best": t[-1][2],
-                       "ours_samples_total": t[-1][0], "reached_trial": reached[2] if reached else None,
-                       "sample_share": (reached[0] if reached else t[-1][0]) / p[-1][0],
-                       "time_share": (reached[1] if reached else t[-1][1]) / p[-1][1],
-                       "pruned_plain": sum(x.state == TrialState.PRUNED for x in plain.trials),
-                       "pruned_ours": sum(x.state == TrialState.PRUNED for x in ours.trials),
-                       "critical_refits": crit, "recovered": rec, "range_samples": range_samples,
-                       "pruned_refits": refit, "pruned_near_best": near, "wall_seconds": time.time() - started}
+                row: dict[str, Any] = {
+                    "task": task.name, "held_out": task.held_out, "seed": seed, "ours_best": t[-1][2],
+                    "ours_samples_total": t[-1][0], "ours_seconds_total": t[-1][1],
+                    "pruned_ours": sum(x.state == TrialState.PRUNED for x in ours.trials),
+                    "critical_refits": crit, "recovered": rec, "range_samples": range_samples,
+                    "range_seconds": range_seconds, "pruned_refits": refit, "pruned_near_best": near,
+                    **{key: compare(study, t) for key, study in baselines.items()}}
+                row["wall_seconds"] = time.time() - started
                 rows.append(row)
-                say(f"{task.name:<17} seed {seed}: plain best {target:.4g} ({p[-1][0]:,} samples, "
-                    f"{row['pruned_plain']} pruned); tunekit best {t[-1][2]:.4g} ({row['pruned_ours']} pruned), "
-                    + (f"reached plain's best at trial {reached[2]} with {row['sample_share']:.2f} of its samples, "
-                       f"{row['time_share']:.2f} of its time" if reached else
-                       f"did not reach it ({row['sample_share']:.2f} of plain's samples spent)")
-                    + f"; critical refits {crit} ({rec} recovered); pruned refits {refit} ({near} within 1% of "
-                    f"the best)  [{time.time() - started:.0f}s]")
+                parts = []
+                for key, _ in BASELINES:
+                    b = row[key]
+                    parts.append(f"{key} best {b['best']:.4g} ({b['pruned']} pruned): " + (
+                        f"reached at trial {b['reached_trial']}, {b['sample_share']:.2f} of its samples, "
+                        f"{b['time_share']:.2f} of its time" if b["reached_trial"] else
+                        f"not reached ({b['sample_share']:.2f} of its samples, {b['time_share']:.2f} of its time)"))
+                say(f"{task.name:<17} seed {seed}: tunekit best {t[-1][2]:.4g} ({row['pruned_ours']} pruned); "
+                    + "; ".join(parts) + f"; critical refits {crit} ({rec} recovered); pruned refits {refit} "
+                    f"({near} within 1% of the best)  [{time.time() - started:.0f}s]")
     if not rows:
         return
+    for key, label in BASELINES:
+        say("")
+        say(f"against {label}: mean over seeds +- 95% interval")
+        say(f"{'task':<19}{'baseline best':>17}{'tunekit best':>17}{'reached':>9}{'samples share':>17}"
+            f"{'time share':>15}{'as good':>9}")
+        for name in dict.fromkeys(r["task"] for r in rows):
+            group = [r for r in rows if r["task"] == name]
+            label_ = name + (" *" if group[0]["held_out"] else "")
+            say(f"{label_:<19}{_mean_ci([r[key]['best'] for r in group]):>17}"
+                f"{_mean_ci([r['ours_best'] for r in group]):>17}"
+                f"{sum(r[key]['reached_trial'] is not None for r in group):>6}/{len(group):<2}"
+                f"{_mean_ci([r[key]['sample_share'] for r in group]):>17}"
+                f"{_mean_ci([r[key]['time_share'] for r in group]):>15}"
+                f"{sum(r['ours_best'] <= r[key]['best'] for r in group):>6}/{len(group)}")
+        for group_label, group in (("development", [r for r in rows if not r["held_out"]]),
+                                   ("held out (*)", [r for r in rows if r["held_out"]])):
+            if group:
+                say(f"{group_label}: mean samples share {statistics.mean(r[key]['sample_share'] for r in group):.2f},"
+                    f" mean time share {statistics.mean(r[key]['time_share'] for r in group):.2f}; tunekit's best at "
+                    f"least as good on {sum(r['ours_best'] <= r[key]['best'] for r in group)}/{len(group)} task-seeds")
     say("")
-    say(f"{'task':<20}{'plain best':>11}{'tunekit best':>13}{'samples share':>15}{'time share':>12}{'reached':>9}"
-        f"{'pruned p/t':>12}{'crit. recovered':>17}")
-    for name in dict.fromkeys(r["task"] for r in rows):
+    for name in dict.fromkeys(r["task"] for r in rows):  # wall time and pruning behind each mean
         group = [r for r in rows if r["task"] == name]
-        label = name + (" *" if group[0]["held_out"] else "")
-        say(f"{label:<20}{statistics.mean(r['plain_best'] for r in group):>11.4g}"
-            f"{statistics.mean(r['ours_best'] for r in group):>13.4g}"
-            f"{statistics.mean(r['sample_share'] for r in group):>15.2f}"
-            f"{statistics.mean(r['time_share'] for r in group):>12.2f}"
-            f"{sum(r['reached_trial'] is not None for r in group):>6}/{len(group)}"
-            f"{sum(r['pruned_plain'] for r in group):>7}/{sum(r['pruned_ours'] for r in group):<4}"
-            f"{sum(r['recovered'] for r in group):>10}/{sum(r['critical_refits'] for r in group)}")
-    for name in dict.fromkeys(r["task"] for r in rows):  # the spread between seeds behind each mean
-        group = [r for r in rows if r["task"] == name]
-        say(f"{name}: plain best {_spread([r['plain_best'] for r in group])}, tunekit best "
-            f"{_spread([r['ours_best'] for r in group])}, samples share {_spread([r['sample_share'] for r in group])}, "
-            f"time share {_spread([r['time_share'] for r in group])}, plain wall "
-            f"{_spread([r['plain_seconds'] for r in group])} s, suite wall "
-            f"{_spread([r['wall_seconds'] for r in group])} s; "
-            f"pruned trials refitted {sum(r['pruned_refits'] for r in group)}, within 1% of the best "
+        say(f"{name}: tunekit wall (range test included) {_spread([r['ours_seconds_total'] for r in group])} s, plain "
+            f"{_spread([r['plain']['seconds'] for r in group])} s, careful "
+            f"{_spread([r['careful']['seconds'] for r in group])} s; pruned p/c/t "
+            f"{sum(r['plain']['pruned'] for r in group)}/{sum(r['careful']['pruned'] for r in group)}/"
+            f"{sum(r['pruned_ours'] for r in group)}; critical refits recovered {sum(r['recovered'] for r in group)}/"
+            f"{sum(r['critical_refits'] for r in group)}; pruned trials refitted "
+            f"{sum(r['pruned_refits'] for r in group)}, within 1% of the best "
             f"{sum(r['pruned_near_best'] for r in group)}")
-    for label, group in (("development", [r for r in rows if not r["held_out"]]),
-                         ("held out (*)", [r for r in rows if r["held_out"]])):
-        if group:
-            say(f"{label}: mean samples share {statistics.mean(r['sample_share'] for r in group):.2f}, mean time "
-                f"share {statistics.mean(r['time_share'] for r in group):.2f}; tunekit's best at least as good as "
-                f"plain's on {sum(r['ours_best'] <= r['plain_best'] for r in group)}/{len(group)} task-seeds")
-    say("(samples share: samples tunekit spent, range test included, until its best reached plain Optuna's "
-        "best after the same number of trials, over plain's samples; a seed that never reached it counts all "
-        "tunekit spent)")
+    say("(reached: seeds where tunekit's best reached the baseline's best after the same number of trials; samples "
+        "share and time share: what tunekit spent, range test included, until then, over what the baseline spent; a "
+        "seed that never reached it counts all tunekit spent; as good: seeds where tunekit's best <= the baseline's)")
     if args.out is not None:
         args.out.write_text("\n".join(lines) + "\n")
         (args.out.with_suffix(".json")).write_text(json.dumps(rows, indent=1))

@@ -1,4 +1,4 @@
-"""The search suite's tasks: five shapes of training, each a tunekit config (the search with ``lr: auto``) and the
+"""The search suite's tasks: six shapes of training, each a tunekit config (the search with ``lr: auto``) and the
 naive space a user would give plain Optuna.
 
   dev       mlp_digits        MLP on digits, AdamW, 4 epochs (epoch-based)
@@ -8,6 +8,11 @@ naive space a user would give plain Optuna.
   held out  gru_sum           GRU summing a 64-step sequence, SGD with momentum, 3 epochs (its loss starts on a
                               plateau near 1.0 at every LR below the edge)
   held out  two_stage_cancer  MLP on breast cancer, SGD or AdamW-then-SGD, 8 epochs
+  held out  own_adamw_diabetes  a user's own module (``OwnAdamW``: no Recipe, its own configure_optimizers with AdamW
+                              at its lr and weight_decay arguments), an MLP regressing diabetes progression (MSE on
+                              standardized targets), 6 epochs, trials under a second; tunekit searches it unchanged
+                              (lr, weight decay and batch size set on its own optimizer), plain Optuna passes the
+                              sampled lr and weight_decay to its __init__ as a user would
 
 "dev" tasks chose the search's defaults (pruner, startup trials); the held-out ones never did.
 """
@@ -17,9 +22,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
 from tunekit.examples import PythonSourceDataModule
 
 NAIVE_LR = (1e-5, 1.0)  # plain Optuna's LR range: what a user who has not run a range test searches
+CAREFUL_LR = {"adam": (1e-4, 1e-2), "sgd": (1e-3, 1e-1)}  # the ranges a careful user writes (issue 24): Adam and
+# AdamW 1e-4..1e-2 around their 1e-3 default, SGD with momentum 1e-3..1e-1
+
+
+class OwnAdamW(pl.LightningModule):
+    """A user's module as written without tunekit: an MLP regressor whose ``configure_optimizers`` returns AdamW."""
+
+    def __init__(self, in_features: int = 10, hidden: int = 32, lr: float = 1e-3, weight_decay: float = 1e-2) -> None:
+        super().__init__()
+        self.lr, self.weight_decay = lr, weight_decay
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.mse_loss(self.net(x).squeeze(-1), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.mse_loss(self.net(x).squeeze(-1), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
 @dataclass
@@ -30,6 +63,7 @@ class Task:
     space: dict[str, Any]  # the search: section without lr (tunekit adds lr: auto; plain Optuna the naive range)
     optimizer: str | list[str] = "adamw"
     extra: dict[str, Any] = field(default_factory=dict)
+    own: bool = False  # the module keeps its own optimizer: tunekit's search names no optimizer
 
 
 def _vocab() -> int:
@@ -70,6 +104,11 @@ TASKS = [
         "trainer": {"max_epochs": 8}},
         {"momentum": [0.5, 0.99], "weight_decay": [1.0e-6, 1.0e-1], "batch_size": {"low": 8, "high": 128, "log": True}},
         optimizer=["sgd", "adamw_then_sgd"]),
+    Task("own_adamw_diabetes", True, {
+        "model": {"class_path": "tasks.OwnAdamW", "init_args": {}},
+        "data": {"class_path": "tunekit.examples.DiabetesDataModule", "init_args": {"batch_size": 16}},
+        "trainer": {"max_epochs": 6}},
+        {"weight_decay": [1.0e-6, 1.0e-1], "batch_size": {"low": 8, "high": 64, "log": True}}, own=True),
 ]
 
 
@@ -83,6 +122,5 @@ def config_of(task: Task, seed: int) -> dict[str, Any]:
     config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), "seed": seed}}
     config["trainer"] = {**config["trainer"], "enable_checkpointing": False}
     optimizer = task.optimizer
-    return {**config, "monitor": "val_loss", "seed": seed,
-            "search": {"optimizer": optimizer if isinstance(optimizer, list) else [optimizer], "lr": "auto",
-                       **task.space}}
+    named = {} if task.own else {"optimizer": optimizer if isinstance(optimizer, list) else [optimizer]}
+    return {**config, "monitor": "val_loss", "seed": seed, "search": {**named, "lr": "auto", **task.space}}

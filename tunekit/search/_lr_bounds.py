@@ -59,12 +59,34 @@ def lr_ranges(study: optuna.Study, plan: SearchPlan,
                 note(f"LR range test for {family_label(fam)}: suggestion {result.suggestion:.3g} in {result.steps} "
                      "optimizer steps")
             stored = {**result.to_dict(), "measured_at": time.time(), "batch_size": _batch_size(data)}
+            if result.suggestion is not None and result.bounds:  # searched centred on the suggestion (TPE's prior)
+                stored.update(range_test_bounds=list(result.bounds),
+                              bounds=list(centred_bounds(result.suggestion, *result.bounds)))
             study.set_user_attr(key, stored)
         low, high = LRRangeResult.from_dict(stored).bounds or (stored["suggestion"] / BOUNDS_BELOW,
                                                                 stored["suggestion"] * BOUNDS_ABOVE)
         bounds[fam] = (float(low), float(high))
         space.lr_batch_size = stored.get("batch_size")
     return bounds
+
+
+def centred_bounds(suggestion: float, low: float, high: float) -> tuple[float, float]:
+    """The LR range a family is searched over: as many decades as the range test's ``(low, high)``, centred (on a log
+    scale) on its suggestion.
+
+    Optuna's TPE has no per-parameter prior: its prior is one Gaussian kernel at the middle of a parameter's range
+    (in log space for a log-scale range) as wide as the range (``optuna/samplers/_tpe/parzen_estimator.py``,
+    ``_calculate_numerical_distributions``), and every random start draws from the whole range. With the range test's
+    bounds (``suggestion / 10`` to at least ``3 x suggestion``) that middle sat at ~0.55 x the suggestion or wherever
+    the divergence point put it; centred, TPE's prior and its estimate of the good LRs both start at the suggestion.
+
+    Example:
+        >>> low, high = centred_bounds(0.01, 0.001, 0.03)
+        >>> round(low, 5), round(high, 4), round(high / low, 6)  # 30x wide, as (0.001, 0.03), around 0.01
+        (0.00183, 0.0548, 30.0)
+    """
+    half = math.sqrt(high / low)
+    return suggestion / half, suggestion * half
 
 
 def range_test_recipe(base: Recipe, fam: str) -> Recipe:

@@ -45,16 +45,16 @@ class TrialFit:
                  auto_remedy: bool = False, extra: tuple[list[Any], Any] | None = None) -> None:
         cfg = plan.config
         pl.seed_everything(seed, verbose=False)  # before the model and data are built: init and data order follow it
-        self.model = cfg.make_model()
+        # the model, the data module and the config's own callbacks and logger (fresh for this trial), made together
+        self.model, self.data, config_args = cfg.fit_objects(
+            **({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
         if plan.uses_recipe:
             self.model.recipe = recipe  # type: ignore[assignment]
         else:
             adopt_recipe(self.model, recipe, replace=plan.replace, keys=plan.space.dimensions)
         _refuse_several_optimizers(self.model)
-        self.data = cfg.data_kwargs(**({"batch_size": recipe.batch_size} if recipe.batch_size else {}))
         self.diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=auto_remedy,
                                    val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
-        config_args = cfg.trainer_args()  # the config's own callbacks and logger, fresh for this trial
         callbacks: list[Any] = [*_as_list(config_args.pop("callbacks", None)), self.diagnoser]
         self.pruning: ValidationPruning | None = None
         if cfg.monitor != TRAIN_LOSS:  # tunekit's own training-loss score exists only at the end of the fit

@@ -73,15 +73,17 @@ def optimize(study: optuna.Study, plan: SearchPlan, n_trials: int | None, timeou
     """Run trials in this process."""
     objective = Objective(plan, extra_callbacks=extra_callbacks, auto_remedy=auto_remedy,
                           world_size=plan.world_size)
-    # Optuna's gc after each trial frees a fit's reference cycles (Trainer <-> callbacks, CUDA memory with them)
-    # before the next one; with the objects alive before the first trial frozen out of the collector (imports, the
-    # range test), it scans only what the trials made: ~0.5 s a trial less on a CPU fit of a second.
+    # On an accelerator, Optuna's gc after each trial frees a fit's reference cycles (Trainer <-> callbacks) and the
+    # device memory they hold before the next fit allocates its own. On the CPU the interpreter's own collector
+    # frees them as it would in plain Optuna (which does not collect after a trial): a full collection per trial
+    # was 0.07 s of tunekit's fixed cost per trial on a fit of a second (benchmarks/results/search_overhead.txt).
+    # The objects alive before the first trial (imports, the range test) are frozen out of every collection.
     gc.collect()
     gc.freeze()
     try:
         with quiet_lightning():
             study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(),
-                           callbacks=[on_trial] if on_trial else None, gc_after_trial=True)
+                           callbacks=[on_trial] if on_trial else None, gc_after_trial=plan.accelerator != "cpu")
     finally:
         gc.unfreeze()
         if plan.world_size > 1:
