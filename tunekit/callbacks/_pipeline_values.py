@@ -6,7 +6,7 @@
   latest training batch alone (``tunekit.probes.fit_one_batch``); a model that cannot fit it has a fault no learning
   rate fixes, and the stall findings' LR remedies are withdrawn;
 * under DDP, every ``rank_check_every`` optimizer steps and at the end of the fit (``ranks_out_of_step``): each
-  parameter tensor's sum and norm, gathered from every rank (two float64 per tensor per rank).
+  parameter tensor's sum and norm, gathered from every rank (two float32 per tensor per rank).
 
 The rules that decide and word each fault are in ``tunekit.diagnose.rules._pipeline_values``.
 """

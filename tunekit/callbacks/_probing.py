@@ -121,12 +121,12 @@ class Prober:
         if self._wanted is not None or (near_end and self.skip_reason is None):
             self._batches = (self._batches + [batch])[-self.need:]
 
-    def ready(self, trainer: pl.Trainer) -> bool:
+    def ready(self) -> bool:
         """A wanted probe has its batches, and the fit is between optimizer steps."""
         return self._wanted is not None and len(self._batches) >= self.need and self._stepped
 
     # ------------------------------------------------------------------ running
-    def run(self, trainer: pl.Trainer, module: pl.LightningModule, ctx: RunContext) -> ProbeReport | None:
+    def run(self, trainer: pl.Trainer, module: pl.LightningModule) -> ProbeReport | None:
         """Run the wanted probe (or, at the end of the fit, one for ``diagnosis``' first probe-able finding)."""
         if self._wanted is None:
             return None
@@ -151,7 +151,7 @@ class Prober:
         if plan is None or len(self._batches) < self.need:
             return None
         self._wanted = plan
-        return self.run(trainer, module, ctx)
+        return self.run(trainer, module)
 
     def _wants_curvature(self, finding: Finding, steps: int, forks: int) -> bool:
         left = self.budget - self.spent - probe_cost(forks, steps, 0, self._accumulate)

@@ -233,7 +233,7 @@ class Diagnoser(Monitor):
         if not (self.probes and self.attached):
             return
         self._prober.hold(trainer, batch)
-        if self._prober.ready(trainer) and self._prober.run(trainer, pl_module, self._context) is not None:
+        if self._prober.ready() and self._prober.run(trainer, pl_module) is not None:
             self._check(trainer, pl_module, may_stop=True)  # the probed finding, read through its probe
 
     def _verify(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:

@@ -142,20 +142,20 @@ def run_search(plan: SearchPlan | RunConfig, *, n_trials: int | None, timeout: f
             optimize_in_workers(study, plan, url, n_trials, timeout, n_jobs, heartbeat, on_trial, auto_remedy)
     except MonitorNotLogged:
         if created:
-            _remove(study, url, path, file_existed)
+            _remove(study, path, file_existed)
         raise
     except ModuleRefused:  # a study this run created with nothing finished in it is undone
         if created and not any(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials):
-            _remove(study, url, path, file_existed)
+            _remove(study, path, file_existed)
         raise
     except ConfigError:
         if created and not study.trials:
-            _remove(study, url, path, file_existed)
+            _remove(study, path, file_existed)
         raise
     return summarize(StudyView(study, url), time.time() - started)
 
 
-def _remove(study: optuna.Study, url: str, path: Path | None, file_existed: bool) -> None:
+def _remove(study: optuna.Study, path: Path | None, file_existed: bool) -> None:
     """Undo a study this run created (bad input found in its first trial): nothing half-written is left."""
     storage = study._storage  # the storage object the study was opened on (a URL string would mean RDB to Optuna)
     with contextlib.suppress(Exception):

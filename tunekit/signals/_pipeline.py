@@ -98,9 +98,11 @@ def _all_tensors(batch: Any) -> Iterator[torch.Tensor]:
 
 def batch_fingerprint(batch: Any) -> torch.Tensor | None:
     """A cheap summary of a batch that two different batches almost never share: per tensor (any dtype), its mean
-    and its first element, in float64, shape ``(FINGERPRINT_VALUES * tensors,)``, on the batch's device (no host
-    sync); None when the batch holds no non-empty tensor."""
-    parts = [torch.stack([t.detach().sum(dtype=torch.float64) / t.numel(), t.detach().reshape(-1)[0].to(torch.float64)])
+    and its first element, in float32, shape ``(FINGERPRINT_VALUES * tensors,)``, on the batch's device (no host
+    sync); None when the batch holds no non-empty tensor. float32, not float64: MPS has no float64; two batches whose
+    sums differ by less than float32's resolution (about 1 in 1.7e7) share a fingerprint, which two different
+    batches of real data practically never do."""
+    parts = [torch.stack([t.detach().sum(dtype=torch.float32) / t.numel(), t.detach().reshape(-1)[0].to(torch.float32)])
              for t in _all_tensors(batch) if t.numel()]
     if not parts:
         return None
@@ -188,25 +190,27 @@ def warmup_peak(multiplier: Callable[[int], float], horizon: int) -> int | None:
 
 def column_square_sums(batch: Any) -> dict[str, tuple[list[int], torch.Tensor]]:
     """Per 1-D or 2-D real floating-point tensor of a batch (a table's columns; a 1-D tensor is one column, e.g. a
-    regression target), keyed by its path in the batch: its shape and the sum of squares of each column, float64 of
-    shape ``(columns,)``, on its device (no host sync). Integer tensors (labels, token ids) and tensors of 3 or more
+    regression target), keyed by its path in the batch: its shape and the sum of squares of each column, float32 of
+    shape ``(columns,)``, on its device (no host sync; float32 because MPS has no float64, and it holds squares of
+    values up to about 1e17 before it overflows). Integer tensors (labels, token ids) and tensors of 3 or more
     dimensions (images, sequences) are left out."""
     found = {}
     for path, tensor in _tensors(batch):
         if tensor.is_complex() or tensor.dim() not in (1, 2) or not tensor.numel():
             continue
         table = tensor.detach().reshape(tensor.shape[0], -1)
-        found[path] = (list(tensor.shape), table.to(torch.float64).square().sum(dim=0))
+        found[path] = (list(tensor.shape), table.to(torch.float32).square().sum(dim=0))
     return found
 
 
 def parameter_checksums(params: Sequence[tuple[str, nn.Parameter]]) -> torch.Tensor:
-    """Per parameter tensor, its sum (accumulated in float64) and its Euclidean norm (one fused
-    ``torch._foreach_norm`` in the parameters' own dtype), as float64 of shape ``(2, len(params))`` on the
-    parameters' device; no copy of the weights and no host sync. Equal replicas give equal checksums."""
+    """Per parameter tensor, its sum (accumulated in float32) and its Euclidean norm (one fused
+    ``torch._foreach_norm`` in the parameters' own dtype), as float32 of shape ``(2, len(params))`` on the
+    parameters' device (float32: MPS has no float64); no copy of the weights and no host sync. Equal replicas give
+    equal checksums (the same reduction over the same values)."""
     if not params:
-        return torch.zeros(2, 0, dtype=torch.float64)
+        return torch.zeros(2, 0, dtype=torch.float32)
     tensors = [p.detach() for _, p in params]
-    sums = torch.stack([t.sum(dtype=torch.float64) for t in tensors])
-    norms = torch.stack([n.to(torch.float64) for n in torch._foreach_norm(tensors)])
+    sums = torch.stack([t.sum(dtype=torch.float32) for t in tensors])
+    norms = torch.stack([n.to(torch.float32) for n in torch._foreach_norm(tensors)])
     return torch.stack([sums, norms.to(sums.device)])
