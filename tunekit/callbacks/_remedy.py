@@ -74,6 +74,8 @@ SNAPSHOT_MAX_AGE = 0.25  # a snapshot older than 25% of the steps so far is refr
 AT_ONCE = (FindingCode.DIVERGENCE, FindingCode.EARLY_INSTABILITY)  # acted on at the check that finds them
 VERIFY_TRAIN = TRAIN_BATCHES  # batches the verification forks train on (the probes' own number) ...
 VERIFY_STEPS = MAX_STEPS  # ... for the probes' longest fork
+SCHEDULE_FIXES = (RemedyCode.POSTPONE_DECAY, RemedyCode.SHORTEN_WARMUP)  # the fit's LR schedule replaced from now on
+SETTING_FIXES = (RemedyCode.LOOSEN_CLIPPING, RemedyCode.LOWER_WEIGHT_DECAY, *SCHEDULE_FIXES)  # (rules._settings)
 
 
 @dataclass
@@ -192,22 +194,26 @@ class AutoRemedy:
             self._snapshot.restore(module, optimizer, schedulers, grad_scaler_of(trainer), grads=False)
             evidence["rolled_back_to"] = self.snapshot_step
         change = plan.change
-        if not self.live.programs:
-            self.live.rebase(optimizer)
-        if "lr" in change:  # a new base LR: every group, and the running schedule, by the same factor
-            factor = float(change["lr"]) / ctx.lr if ctx.lr > 0 else 1.0
-            apply_to_groups(optimizer, {"lr": float(optimizer.param_groups[0]["lr"]) * factor})
-            rescale_schedule(optimizer, schedulers, factor)
-            self.live.rebase(optimizer)
+        step = trainer.global_step
+        total = planned_steps(trainer) or step + 1
+        if plan.remedy in SCHEDULE_FIXES:
+            self._replace_schedule(optimizer, schedulers, change, step, total)
+            evidence["lr_now"] = float(optimizer.param_groups[0]["lr"])
+        else:
+            if not self.live.programs:
+                self.live.rebase(optimizer)
+            if "lr" in change:  # a new base LR: every group, and the running schedule, by the same factor
+                factor = float(change["lr"]) / ctx.lr if ctx.lr > 0 else 1.0
+                apply_to_groups(optimizer, {"lr": float(optimizer.param_groups[0]["lr"]) * factor})
+                rescale_schedule(optimizer, schedulers, factor)
+                self.live.rebase(optimizer)
+            if "warmup_steps" in change:
+                self.live.programs.append(LRProgram("warmup", step, int(change["warmup_steps"])))
+            if change.get("schedule") == "cosine":
+                self.live.programs.append(LRProgram("cosine", step, max(1, total - step)))
         apply_to_groups(optimizer, {k: v for k, v in change.items() if k in ("momentum", "beta1", "weight_decay")})
         if "gradient_clip_val" in change:
             self.clip = trainer.gradient_clip_val = float(change["gradient_clip_val"])
-        step = trainer.global_step
-        total = planned_steps(trainer) or step + 1
-        if "warmup_steps" in change:
-            self.live.programs.append(LRProgram("warmup", step, int(change["warmup_steps"])))
-        if change.get("schedule") == "cosine":
-            self.live.programs.append(LRProgram("cosine", step, max(1, total - step)))
         if change.get("switch_to_sgd_at") is not None:
             adam = optimizer.param_groups
             self.sgd_lrs = [SGD_LR_FACTOR * g.get("initial_lr", g["lr"]) * (1 - SGD_MOMENTUM) for g in adam]
@@ -220,10 +226,28 @@ class AutoRemedy:
         if before is not None:
             start = self._snapshot if plan.rollback and self._snapshot is not None else before
             forked = {k: v for k, v in change.items() if k != "lr"}
-            if "lr" in change:
+            if "lr" in change or plan.remedy in SCHEDULE_FIXES:
                 forked["lr"] = float(optimizer.param_groups[0]["lr"])  # the LR the fit steps at after the change
+            if plan.remedy in SCHEDULE_FIXES:  # a fork's few steps at the schedule's LR now
+                forked = {"lr": forked["lr"]}
             self._pending = _Pending(before, start, forked, clip, own_clip, programs)
         return event
+
+    def _replace_schedule(self, optimizer: Any, schedulers: list[Any], change: dict[str, Any], step: int,
+                          total: int) -> None:
+        """The fit's LR schedule replaced by the recipe's fixed one (``change``: a cosine from ``lr`` over the
+        ``total`` planned steps, or a warmup of ``warmup_steps``) from step 0, so the LR now is what the fixed schedule
+        gives at ``step`` (the rule's ``lr_if_fixed``); the running scheduler no longer sets it (``LiveLR.hold``)."""
+        bases = [float(g.get("initial_lr", g["lr"])) for g in optimizer.param_groups]
+        if "lr" in change and bases[0] > 0:
+            bases = [b * float(change["lr"]) / bases[0] for b in bases]
+        programs = []
+        if "warmup_steps" in change:
+            programs.append(LRProgram("warmup", 0, int(change["warmup_steps"])))
+        if change.get("schedule") == "cosine":
+            programs.append(LRProgram("cosine", 0, max(1, total)))
+        self.live.hold(bases, programs)
+        self.live.apply(optimizer, step, schedulers)
 
     # ------------------------------------------------------------------ verifying
     @property
@@ -286,13 +310,17 @@ class AutoRemedy:
             plan = self._plan_for(trainer, finding, ctx, record)
             if plan is not None and (plan.finding, plan.remedy) in self._undone:
                 continue  # tried on this fit, and its fork lost to carrying on unchanged
-            if plan is not None and (finding.code in AT_ONCE or "probes" in finding.evidence
-                                     or self._seen[finding.code] >= CONFIRMING_CHECKS):
+            if plan is not None and (finding.code in AT_ONCE or plan.remedy in SETTING_FIXES
+                                     or "probes" in finding.evidence or self._seen[finding.code] >= CONFIRMING_CHECKS):
                 return plan
         return None
 
     def _plan_for(self, trainer: pl.Trainer, f: Finding, ctx: RunContext, record: RunRecord) -> _Plan | None:
         code, evidence = f.code, {"message": f.message}
+        first = f.remedies[0] if f.remedies else None
+        if code in (FindingCode.PLATEAU, FindingCode.SLOW_CONVERGENCE) and first is not None and \
+                first.code in SETTING_FIXES:
+            return _setting_plan(trainer, f, evidence)  # a setting holds the run back: not the LR's levers
         if code in (FindingCode.DIVERGENCE, FindingCode.EXPLODING_GRADIENTS):
             if f.evidence.get("recovers"):
                 return None  # the probe saw it come back down on its own
@@ -351,8 +379,30 @@ class AutoRemedy:
         self._judged_from = max((int(e.evidence.get("undone_at", 0)) for e in self.events if e.undone), default=0)
 
 
+def _setting_plan(trainer: pl.Trainer, f: Finding, evidence: dict[str, Any]) -> _Plan | None:
+    """The first remedy of a stall a setting explains (``rules._settings``), when the live fit can take it: looser
+    clipping than the Trainer's, less weight decay than a group has, a fixed schedule whose LR now
+    (``evidence["lr_if_fixed"]``) is above the fit's."""
+    remedy = f.remedies[0]
+    change, groups = dict(remedy.change), trainer.optimizers[0].param_groups
+    if remedy.code is RemedyCode.LOOSEN_CLIPPING:
+        clip = trainer.gradient_clip_val
+        ok = clip is not None and float(clip) < float(change.get("gradient_clip_val", 0.0))
+    elif remedy.code is RemedyCode.LOWER_WEIGHT_DECAY:
+        ok = "weight_decay" in change and any(float(g.get("weight_decay", 0.0)) > float(change["weight_decay"])
+                                              for g in groups)
+    else:
+        fixed = f.evidence.get("lr_if_fixed")
+        ok = isinstance(fixed, float) and math.isfinite(fixed) and fixed > float(groups[0]["lr"])
+        evidence["lr_if_fixed"] = fixed
+    return _Plan(f.code, remedy.code, change, False, evidence) if ok else None
+
+
 def _forkable(plan: _Plan) -> bool:
-    """A fork can make this intervention's change (see the module's docstring)."""
+    """A fork can make this intervention's change (see the module's docstring): a fixed schedule as the LR it
+    gives now."""
+    if plan.remedy in SCHEDULE_FIXES:
+        return True
     return bool(plan.change) and set(plan.change) <= FORKABLE and plan.remedy is not RemedyCode.EARLY_STOP
 
 

@@ -69,20 +69,33 @@ class LRProgram:
 class LiveLR:
     """Applies LR programs to a running optimizer each step, on top of what its scheduler sets: the base is the LR
     the scheduler computed at its last step (when it stepped since the last application), else the base used last
-    time (re-based when the LR is changed by other means), multiplied by every program's factor."""
+    time (re-based when the LR is changed by other means), multiplied by every program's factor.
+
+    Once ``held`` (a schedule that decayed too early or warms up too long replaced for the rest of the fit), the
+    scheduler no longer sets the base: it stays what ``hold`` set, and the programs alone shape the LR (the scheduler
+    still steps, and its LR is overwritten before every optimizer step)."""
 
     def __init__(self) -> None:
         self.programs: list[LRProgram] = []
+        self.held = False
         self._base: list[float] | None = None
         self._epoch: int | None = None
 
+    def hold(self, base: list[float], programs: list[LRProgram]) -> None:
+        """From now on each group's LR is its ``base`` times the factors of ``programs`` (which replace the ones
+        running), whatever the scheduler computes."""
+        self.programs = list(programs)
+        self.held, self._base = True, [float(b) for b in base]
+
     def apply(self, optimizer: torch.optim.Optimizer, step: int, schedulers: list[Any]) -> None:
-        if not self.programs:
+        if not (self.programs or self.held):
             return
         mine = [s for s in schedulers if getattr(s, "optimizer", None) is optimizer]
         scheduler = mine[-1] if mine else None
         epoch = getattr(scheduler, "last_epoch", None)
-        if scheduler is not None and epoch != self._epoch:
+        if self.held and self._base is not None:
+            base = self._base
+        elif scheduler is not None and epoch != self._epoch:
             base = [float(x) for x in scheduler.get_last_lr()]
         elif self._base is not None:
             base = self._base
@@ -98,9 +111,10 @@ class LiveLR:
         self._base = [float(g["lr"]) for g in optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
-        return {"programs": [dataclasses.asdict(p) for p in self.programs], "base": self._base}
+        return {"programs": [dataclasses.asdict(p) for p in self.programs], "base": self._base, "held": self.held}
 
     def load_state_dict(self, state: dict[str, Any] | list[dict[str, Any]]) -> None:
         state = {"programs": state} if isinstance(state, list) else state
         self.programs = [LRProgram(**p) for p in state.get("programs", [])]
         self._base = state.get("base")
+        self.held = bool(state.get("held", False))
