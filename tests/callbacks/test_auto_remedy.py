@@ -182,3 +182,26 @@ def test_an_intervention_whose_fork_loses_to_carrying_on_unchanged_is_undone_and
     assert all(log.lrs[s] == pytest.approx(1e-3) for s in range(undone_at, trainer.global_step))
     saved = json.loads((tmp_path / "diagnosis.json").read_text())["interventions"][0]
     assert saved["undone"] is True and saved["reason"] == event.reason
+
+
+def test_a_held_schedule_sets_the_lr_against_the_running_scheduler_until_its_state_is_put_back():
+    opt = torch.optim.SGD([{"params": [torch.zeros(1)], "lr": 0.1}, {"params": [torch.zeros(1)], "lr": 0.01}])
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.5)  # chainable: reads the group's LR each step
+    live = LiveLR()
+    before = live.state_dict()
+    live.hold([0.1, 0.01], [LRProgram("cosine", 0, 10)])
+    seen = []
+    for step in range(3, 6):
+        live.apply(opt, step, [scheduler])
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        scheduler.step()  # halves whatever LR it finds: the next apply overwrites it
+    cosine = [0.5 * (1 + np.cos(np.pi * s / 10)) for s in range(3, 6)]
+    assert seen == [pytest.approx([0.1 * c, 0.01 * c]) for c in cosine]
+    saved = LiveLR()
+    saved.load_state_dict(live.state_dict())
+    assert saved.held and saved.programs == live.programs
+    live.load_state_dict(before)  # an undo: the scheduler sets the LR again
+    assert not live.held
+    live.apply(opt, 6, [scheduler])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 * cosine[-1] * 0.5)  # the scheduler's, untouched

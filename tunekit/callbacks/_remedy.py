@@ -15,6 +15,14 @@ interval). What each finding gets:
   gradient norm; spikes whose remedies were tried on forks without any beating the unchanged run are left alone
   (a larger batch, BatchNorm's remedy, cannot be applied inside a running fit: it stays a recommendation);
 * ``early_instability``: back to the snapshot; a warmup restarted from there;
+* ``slow_convergence`` or ``plateau`` that a setting explains (its first remedy one of ``SETTING_FIXES``, from
+  ``tunekit.diagnose.rules._settings``): that remedy, when the live fit can take it: ``loosen_clipping``, the
+  Trainer's ``gradient_clip_val``; ``lower_weight_decay``, every decaying param group's ``weight_decay``;
+  ``postpone_decay`` (a cosine from the base LR over the planned steps) and ``shorten_warmup`` (a warmup of 5% of
+  them), the fit's schedule replaced by the fixed one from step 0, so the LR now is what it gives at this step (the
+  rule's ``lr_if_fixed``; the running scheduler still steps but no longer sets the LR, ``LiveLR.hold``; a warmup's
+  fix holds the base LR after it, whatever the scheduler did after its warmup). Not the LR levers below: a larger LR
+  or a decay does not free a run held back by its clipping or its weight decay;
 * ``plateau`` (noise floor): a cosine decay of the LR over what is left of the fit;
 * ``slow_convergence``: the LR raised by the factor found (the probe's, when one ran);
 * ``oscillation``: the LR cut by the factor found;
@@ -22,24 +30,28 @@ interval). What each finding gets:
 * ``generalization_gap``: Adam: the rest of the fit with SGD and momentum; otherwise more weight decay; a gap that
   comes back after that: back to the snapshot (the best validation loss) and stop.
 
-A divergence or an early instability acts at the check that finds it. Every other finding acts when a probe
+A divergence, an early instability or a setting fault acts at the check that finds it (a setting fault's evidence is
+the setting, measured, not a symptom that comes and goes; on the broken fits of ``tests/callbacks/
+test_setting_faults.py`` strong weight decay's finding is there at every other check, so it would never be
+confirmed twice in a row; a wrong one is undone by its verification). Every other finding acts when a probe
 confirmed it, or when it is still there at the next check (``CONFIRMING_CHECKS``): gradient spikes, a flat stretch
 or a rise of the validation loss seen at one check are often gone at the next, and a healthy run must not be
 steered by them. A too-low LR is raised only when the updates themselves are tiny (under ``SLOW_UPDATE_RATIO`` of
 the weights): a probe's larger LR wins over a few steps on healthy runs too, and loses over the rest of the fit.
 The rules then judge the fit from the intervention on. At most ``max_interventions`` per fit.
 
-Every intervention a fork can make (an LR, momentum, beta1 or weight decay, clipping, a warmup; not a cosine decay
-over the rest of the fit, the switch to SGD or stopping) is verified: the fit holds the next ``VERIFY_TRAIN``
-training batches (and ``EVAL_BATCHES`` more), then one fork trains ``VERIFY_STEPS`` steps on them from the state
-before the intervention, unchanged, and one from where the intervention started (the snapshot it rolled back to, or
-the same state) with the change; both are measured on the held-out batches. The intervention stays when its fork
-beat the unchanged one by the probes' margin (``PROBE_GAIN``, and twice the comparison's noise); otherwise it is
-undone: the weights, optimizer state and grad scaler go back to where they were before it (the steps trained under
-it are dropped, the LR schedulers stay at the fit's step with their base LRs as before), clipping and the LR
-programs as they were, and the event is marked ``undone`` with the reason; the same remedy is not applied to that
-finding again. The verification costs two forks (``verify_steps`` in the event's evidence) and holds two more
-copies of the weights and optimizer state while it waits; a checkpoint taken meanwhile does not carry it.
+Every intervention a fork can make (an LR, momentum, beta1 or weight decay, clipping, a warmup, a replaced schedule
+as the LR it gives now; not a cosine decay over the rest of the fit, the switch to SGD or stopping) is verified: the
+fit holds the next ``VERIFY_TRAIN`` training batches (and ``EVAL_BATCHES`` more), then one fork trains
+``VERIFY_STEPS`` steps on them from the state before the intervention, unchanged, and one from where the
+intervention started (the snapshot it rolled back to, or the same state) with the change; both are measured on the
+held-out batches. The intervention stays when its fork beat the unchanged one by the probes' margin (``PROBE_GAIN``,
+and twice the comparison's noise); otherwise it is undone: the weights, optimizer state and grad scaler go back to
+where they were before it (the steps trained under it are dropped, the LR schedulers stay at the fit's step with
+their base LRs as before), clipping and the LR programs as they were, and the event is marked ``undone`` with the
+reason; the same remedy is not applied to that finding again. The verification costs two forks (``verify_steps`` in
+the event's evidence) and holds two more copies of the weights and optimizer state while it waits; a checkpoint
+taken meanwhile does not carry it.
 """
 
 from __future__ import annotations
