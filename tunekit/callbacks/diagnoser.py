@@ -48,7 +48,10 @@ class Diagnoser(Monitor):
     ``tunekit report``) and prints a table on rank zero.
 
     Args:
-        check_every_n_steps: steps between runs of the rules during the fit.
+        check_every_n_steps: the least number of steps between runs of the rules during the fit. The rules run at
+            read-backs (every ``flush_every`` steps), so with the defaults (100 and 64) they run at steps 128, 256,
+            384, ...: the first read-back at least this many steps after the last check. Checking between
+            read-backs would cost a device-to-host copy of its own.
         stop_on_critical: stop the fit when a finding turns critical (divergence); the decision is reduced
             across ranks. A non-finite loss stops the fit within one step (see ``DivergenceMonitor``).
         val_metric: the logged validation loss, for the generalization-gap rule.

@@ -13,9 +13,11 @@ class RunContext:
 
     Args:
         optimizer: ``"sgd"``, ``"adam"``, ``"adamw"``, or another optimizer's lower-cased class name.
-        lr: the base learning rate of the first param group (the one a schedule multiplies, the recipe's ``lr``):
-            remedies compute their new values from it.
-        lr_now: the learning rate it has now (a schedule's current value); None when it is ``lr``.
+        lr: the base learning rate of the first param group (the one a schedule multiplies: torch's
+            ``param_group["initial_lr"]``); remedies compute their new values from it. Named ``lr`` because it is the
+            recipe's ``lr`` key, the one a remedy's change writes (``{"lr": 0.003}``).
+        lr_now: the learning rate it steps with now (torch's ``param_group["lr"]``, a schedule's current value);
+            None when it is ``lr``. ``current_lr`` gives whichever applies.
         lrs: learning rate of every param group now.
         momentum: SGD momentum, or None for optimizers without it.
         beta1, beta2: Adam's betas, or None.

@@ -1,5 +1,10 @@
 """Rule for overfitting: validation loss rising (or stuck far above the training loss) while the training
-loss keeps falling."""
+loss keeps falling.
+
+The finding's code is ``generalization_gap`` although what it measures is what the field calls overfitting (the
+validation loss rising from its best), not the gap between training and validation loss: the code is part of the
+contract (docs/contracts.md) that stored diagnoses, the zoo and the dashboards read, so it keeps its name and the
+message says "overfitting"."""
 
 from __future__ import annotations
 
