@@ -38,8 +38,11 @@ def serve(
         raise fail("tunekit storage serve proxies a database: give --storage postgresql://... or sqlite:///...")
     cached = optuna.storages.get_storage(open_storage(storage))  # Optuna's in-process cache over the RDB storage
     messages().print(f"serving {mask(storage)} on grpc://{host}:{port} (Ctrl-C stops)")
+    pool = ThreadPoolExecutor(max_workers=threads)
     try:
-        optuna.storages.run_grpc_proxy_server(cached, host=host, port=port,
-                                              thread_pool=ThreadPoolExecutor(max_workers=threads))
+        optuna.storages.run_grpc_proxy_server(cached, host=host, port=port, thread_pool=pool)
     except KeyboardInterrupt:
+        # requests not yet started are dropped: the interpreter joins the pool's threads at exit, and a queue of
+        # them would keep a stopped proxy alive
+        pool.shutdown(wait=False, cancel_futures=True)
         raise typer.Exit(130) from None
