@@ -76,7 +76,7 @@ def test_user_monitors_are_used_not_duplicated(tmp_path):
     ({"check_every_n_steps": 0}, "check_every_n_steps must be >= 1"),
     ({"flush_every": 0}, "flush_every must be >= 1"),
     ({"update_ratio_every": -1}, "update_ratio_every must be >= 0"),
-    ({"val_metric": ""}, "val_metric must name the logged validation loss"),
+    ({"monitor": ""}, "monitor must name the logged validation loss"),
 ])
 def test_bad_arguments_raise_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):

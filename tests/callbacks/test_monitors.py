@@ -86,7 +86,7 @@ def test_two_monitors_of_one_class_keep_their_own_state_and_the_signals_are_save
                           logger=CSVLogger(tmp_path), enable_progress_bar=False, enable_model_summary=False,
                           log_every_n_steps=5, **kwargs)
 
-    a, b = GeneralizationGapMonitor(val_metric="val_loss"), GeneralizationGapMonitor(val_metric="val_acc")
+    a, b = GeneralizationGapMonitor(monitor="val_loss"), GeneralizationGapMonitor(monitor="val_acc")
     assert a.state_key != b.state_key
     pl.seed_everything(0)
     trainer_with([a, b], 2).fit(MLP(), datamodule=DigitsDataModule())
@@ -95,7 +95,7 @@ def test_two_monitors_of_one_class_keep_their_own_state_and_the_signals_are_save
     assert sum("signals" in state for state in states.values()) == 1  # the shared signals, once
     assert "signals" in states[a.state_key] and "signals" not in states[b.state_key]  # a feeds them
 
-    c, d = GeneralizationGapMonitor(val_metric="val_loss"), GeneralizationGapMonitor(val_metric="val_acc")
+    c, d = GeneralizationGapMonitor(monitor="val_loss"), GeneralizationGapMonitor(monitor="val_acc")
     pl.seed_everything(0)
     trainer_with([c, d], 3).fit(MLP(), datamodule=DigitsDataModule(), ckpt_path=tmp_path / "last.ckpt")
     record = c.recorder.record()

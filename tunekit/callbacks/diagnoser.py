@@ -54,7 +54,8 @@ class Diagnoser(Monitor):
             read-backs would cost a device-to-host copy of its own.
         stop_on_critical: stop the fit when a finding turns critical (divergence); the decision is reduced
             across ranks. A non-finite loss stops the fit within one step (see ``DivergenceMonitor``).
-        val_metric: the logged validation loss, for the generalization-gap rule.
+        monitor: the logged validation loss (named as in Lightning's ``EarlyStopping(monitor=...)``), for the
+            overfitting rule.
         probes: what-if probes: when a check finds a stall, oscillation or a finite divergence, fork the training
             state, train a few steps under each candidate remedy (and unchanged) on the same batches, compare, and
             restore the state exactly; the finding is re-labelled and its remedies re-ranked by what they did
@@ -106,7 +107,7 @@ class Diagnoser(Monitor):
         *,
         check_every_n_steps: int = 100,
         stop_on_critical: bool = True,
-        val_metric: str = "val_loss",
+        monitor: str = "val_loss",
         dirpath: str | Path | None = None,
         save: bool = True,
         verbose: bool = True,
@@ -125,8 +126,8 @@ class Diagnoser(Monitor):
         super().__init__(log_metrics=False, flush_every=flush_every, update_ratio_every=update_ratio_every)
         if check_every_n_steps < 1:
             raise ConfigError(f"check_every_n_steps must be >= 1, but got {check_every_n_steps=}.")
-        if not val_metric:
-            raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
+        if not monitor:
+            raise ConfigError("monitor must name the logged validation loss, e.g. monitor='val_loss'.")
         if not 0 <= probe_budget < 1:
             raise ConfigError(f"probe_budget must be a share of the fit's steps in [0, 1), but got {probe_budget=}.")
         if max_interventions < 0:
@@ -143,7 +144,7 @@ class Diagnoser(Monitor):
         self._pipeline = PipelineChecks(check_input_scale, fit_one_batch, rank_check_every)
         self._batch: Any = None  # the latest training batch (a reference), for the one-batch fit
         self.stop_on_critical = stop_on_critical
-        self.val_metric = val_metric
+        self.monitor = monitor
         self.dirpath = Path(dirpath) if dirpath is not None else None
         self.save = save
         self.verbose = verbose
@@ -154,7 +155,7 @@ class Diagnoser(Monitor):
         for cls in DEFAULT_MONITORS:
             kwargs: dict[str, Any] = {**self._settings}
             if cls is GeneralizationGapMonitor:
-                kwargs["val_metric"] = val_metric
+                kwargs["monitor"] = monitor
             if cls is DivergenceMonitor and auto_remedy:
                 kwargs["check_finite"] = False  # a non-finite loss is rolled back here (or stops the fit here)
             self._defaults.append(cls(**kwargs))

@@ -16,7 +16,7 @@ class GeneralizationGapMonitor(Monitor):
     """Records the validation loss at each validation run and watches for overfitting.
 
     Args:
-        val_metric: the logged metric holding the validation loss (``self.log("val_loss", ...)``).
+        monitor: the logged metric holding the validation loss (``self.log("val_loss", ...)``).
 
     Logs ``tunekit/gap/val_loss`` at each validation run.
     """
@@ -24,24 +24,24 @@ class GeneralizationGapMonitor(Monitor):
     rules: ClassVar[tuple[Rule, ...]] = (check_generalization_gap,)
 
     def __init__(
-        self, *, val_metric: str = "val_loss",
+        self, *, monitor: str = "val_loss",
         log_metrics: bool = True, flush_every: int = 64, update_ratio_every: int = 100,
     ) -> None:
         super().__init__(log_metrics=log_metrics, flush_every=flush_every, update_ratio_every=update_ratio_every)
-        if not val_metric:
-            raise ConfigError("val_metric must name the logged validation loss, e.g. val_metric='val_loss'.")
-        self.val_metric = val_metric
-        self._key["val_metric"] = val_metric
+        if not monitor:
+            raise ConfigError("monitor must name the logged validation loss, e.g. monitor='val_loss'.")
+        self.monitor = monitor
+        self._key["monitor"] = monitor
         self._warned = False
 
     def on_validation(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = trainer.callback_metrics.get(self.val_metric)
+        value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             if not self._warned:
                 self._warned = True
                 known = ", ".join(sorted(trainer.callback_metrics)) or "none"
-                rank_zero_warn(f"tunekit: no metric {self.val_metric!r} was logged during validation (logged: "
-                               f"{known}); the generalization-gap check needs it: pass val_metric=... to name it.")
+                rank_zero_warn(f"tunekit: no metric {self.monitor!r} was logged during validation (logged: "
+                               f"{known}); the generalization-gap check needs it: pass monitor=... to name it.")
             return
         step = trainer.global_step
         val = self.recorder.history.val

@@ -54,7 +54,7 @@ class TrialFit:
             adopt_recipe(self.model, recipe, replace=plan.replace, keys=plan.space.dimensions)
         _refuse_several_optimizers(self.model)
         self.diagnoser = Diagnoser(verbose=False, save=False, auto_remedy=auto_remedy,
-                                   val_metric=cfg.monitor if cfg.direction == "minimize" else "val_loss")
+                                   monitor=cfg.monitor if cfg.direction == "minimize" else "val_loss")
         callbacks: list[Any] = [*_as_list(config_args.pop("callbacks", None)), self.diagnoser]
         self.pruning: ValidationPruning | None = None
         if cfg.monitor != TRAIN_LOSS:  # tunekit's own training-loss score exists only at the end of the fit
