@@ -68,9 +68,10 @@ class Net(pl.LightningModule):
 
 
 def _fit(model: pl.LightningModule, data: Dataset | None = None, epochs: int = 1,
-         batches: int = STEPS, trainer_args: dict | None = None, **settings: Any) -> Diagnoser:
+         batches: int = STEPS, trainer_args: dict | None = None, batch_size: int | None = BATCH,
+         **settings: Any) -> Diagnoser:
     pl.seed_everything(0, verbose=False)
-    loader = DataLoader(data if data is not None else _digits(), batch_size=BATCH, shuffle=True)
+    loader = DataLoader(data if data is not None else _digits(), batch_size=batch_size, shuffle=True)
     diagnoser = Diagnoser(verbose=False, save=False, probes=False, **settings)
     trainer = pl.Trainer(max_epochs=epochs, limit_train_batches=batches, callbacks=[diagnoser], logger=False,
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -209,6 +210,31 @@ def test_a_schedule_stepped_by_hand_is_not_judged_by_its_interval():
 def test_the_same_batch_every_step_is_found():
     finding, fault, fix = _fault(_fit(Net(), OneSample(_digits())), "repeated_batch")
     assert fault["batches"] == 8 and "same batch every step" in finding.message and "__getitem__" in fix
+
+
+class WholeSet(Dataset):
+    """Full-batch training as a public report (case 02) writes it: every item is the whole training set, and the
+    loader does not collate (``batch_size=None``). ``copied``: every item is one sample copied 64 times instead."""
+
+    def __init__(self, data: TensorDataset, copied: bool = False) -> None:
+        x, y = data.tensors
+        self.x, self.y = (x[:1].repeat(64, 1), y[:1].repeat(64)) if copied else (x[:64], y[:64])
+
+    def __len__(self) -> int:
+        return 100
+
+    def __getitem__(self, index: int) -> Any:
+        return self.x, self.y
+
+
+def test_the_whole_set_as_every_item_is_a_hint_and_one_sample_copied_a_warning():
+    finding, fault, _ = _fault(_fit(Net(), WholeSet(_digits()), batch_size=None), "repeated_batch")
+    assert finding.severity.value == "info" and fault["whole_batches"] is True
+    assert "full-batch training does on purpose" in finding.message
+    finding, fault, _ = _fault(_fit(Net(), WholeSet(_digits(), copied=True), batch_size=None), "repeated_batch")
+    assert finding.severity.value == "warning" and fault["whole_batches"] is False
+    finding, fault, _ = _fault(_fit(Net(), OneSample(_digits())), "repeated_batch")  # collated by the loader
+    assert finding.severity.value == "warning" and fault["whole_batches"] is False
 
 
 def test_full_batch_training_is_not_the_same_batch_fault():

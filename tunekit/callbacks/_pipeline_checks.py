@@ -49,6 +49,7 @@ from tunekit.signals._pipeline import (
     eval_mode_modules,
     mark_gradients,
     rises,
+    samples_differ,
     scheduler_horizon,
     trainable_parameters,
     unlearned_parameters,
@@ -186,11 +187,14 @@ class PipelineChecks:
             if fingerprint is not None:
                 self._fingerprints.append(fingerprint)
         if trainer.current_epoch != self._fingerprint_epoch or len(self._fingerprints) >= FINGERPRINT_BATCHES:
-            self._compare_batches(trainer)
+            self._compare_batches(trainer, batch)
 
-    def _compare_batches(self, trainer: pl.Trainer) -> None:
+    def _compare_batches(self, trainer: pl.Trainer, batch: Any = None) -> None:
         prints = [f.cpu().tolist() for f in self._fingerprints]  # one read-back, once
-        self._add(repeated_batch_fault(trainer.global_step, prints))
+        fault = repeated_batch_fault(trainer.global_step, prints)
+        if fault is not None and _yields_whole_batches(trainer) and samples_differ(batch):
+            fault = repeated_batch_fault(trainer.global_step, prints, whole_batches=True)
+        self._add(fault)
         self._fingerprints, self._fingerprint_epoch = [], None
         self._update_active()
 
@@ -234,3 +238,9 @@ class PipelineChecks:
             fault = PipelineFault.from_dict(data)
             self.faults.setdefault(fault.check, fault)
 
+
+def _yields_whole_batches(trainer: pl.Trainer) -> bool:
+    """The training loader is one DataLoader whose dataset yields whole batches (``batch_size=None``: no
+    collation), the way full-batch training hands the whole set over as every item."""
+    loader = trainer.train_dataloader
+    return isinstance(loader, torch.utils.data.DataLoader) and loader.batch_size is None

@@ -110,6 +110,16 @@ def batch_fingerprint(batch: Any) -> torch.Tensor | None:
     return torch.cat([p.to(device) for p in parts])
 
 
+def samples_differ(batch: Any) -> bool:
+    """Whether the batch's first tensor with a batch dimension holds at least two different samples (rows): False
+    for one sample copied across the batch (a ``__getitem__`` that ignores its index), or no such tensor. One
+    comparison on the device and one read-back; called once per fit."""
+    for t in _all_tensors(batch):
+        if t.ndim >= 1 and t.shape[0] > 1:
+            return bool((t.detach() != t.detach()[:1]).any())
+    return False
+
+
 _MODE_MATTERS: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm, nn.modules.dropout._DropoutNd, nn.MultiheadAttention, nn.RNNBase,
 )

@@ -82,6 +82,8 @@ class PipelineFault:
         evidence: what was seen (names, counts, the scheduler's settings).
         critical: the run cannot learn at all.
         remedy: the remedy code of the fix (``check_pipeline``; ``normalize_inputs`` for data on the wrong scale).
+        hint: what was seen may be on purpose (a dataset that yields the whole training set as every item): the
+            finding is an info, not a warning, when all its faults are hints.
     """
 
     check: str
@@ -91,16 +93,17 @@ class PipelineFault:
     evidence: Mapping[str, Any] = field(default_factory=dict)
     critical: bool = False
     remedy: str = RemedyCode.CHECK_PIPELINE.value
+    hint: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"check": self.check, "step": self.step, "message": self.message, "fix": self.fix,
-                "evidence": dict(self.evidence), "critical": self.critical, "remedy": self.remedy}
+                "evidence": dict(self.evidence), "critical": self.critical, "remedy": self.remedy, "hint": self.hint}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PipelineFault:
         return cls(str(data["check"]), int(data["step"]), str(data["message"]), str(data["fix"]),
                    dict(data.get("evidence", {})), bool(data.get("critical", False)),
-                   str(data.get("remedy", RemedyCode.CHECK_PIPELINE.value)))
+                   str(data.get("remedy", RemedyCode.CHECK_PIPELINE.value)), bool(data.get("hint", False)))
 
 
 def _names(names: Sequence[str]) -> str:
@@ -172,9 +175,14 @@ def uncleared_gradients_fault(step: int, parameter: str, carried: Sequence[bool]
         {"parameter": parameter, "steps_seen": len(carried), "manual_optimization": manual})
 
 
-def repeated_batch_fault(step: int, fingerprints: Sequence[Sequence[float]]) -> PipelineFault | None:
+def repeated_batch_fault(step: int, fingerprints: Sequence[Sequence[float]],
+                         whole_batches: bool = False) -> PipelineFault | None:
     """The same batch every step: the first batches of an epoch (distinct batch indices) all have the same
     fingerprint (per tensor: its mean and first element). Needs ``MIN_REPEATED_BATCHES`` batches.
+
+    ``whole_batches``: the dataset yields whole batches itself (a loader with ``batch_size=None``) and the repeated
+    batch holds different samples: full-batch training that repeats the training set on purpose looks the same, so
+    the fault is a hint (an info finding), not a warning. One sample copied across a batch is never on purpose.
 
     Example:
         >>> repeated_batch_fault(8, [[3.0, 1.0]] * 8).check
@@ -185,14 +193,17 @@ def repeated_batch_fault(step: int, fingerprints: Sequence[Sequence[float]]) -> 
     if len(fingerprints) < MIN_REPEATED_BATCHES or any(list(f) != list(fingerprints[0]) for f in fingerprints):
         return None
     n = len(fingerprints)
+    on_purpose = ("; the dataset yields whole batches itself (batch_size=None) of different samples, as full-batch "
+                  "training does on purpose: if it is not meant, see the fix") if whole_batches else ""
     return PipelineFault(
         "repeated_batch", step,
         f"the training loader yields the same batch every step: the first {n} batches of the epoch are identical "
-        "(the same means and first values in every tensor)",
+        "(the same means and first values in every tensor)" + on_purpose,
         "Check the training Dataset and DataLoader: a __getitem__ that ignores its index (returns self.x[0] or a "
         "fixed sample), a sampler or iterator that repeats one batch, or a batch cached in the LightningModule; "
         "the model is fitting one batch, not the data.",
-        {"batches": n, "fingerprint": [float(v) for v in fingerprints[0]][:16]})
+        {"batches": n, "fingerprint": [float(v) for v in fingerprints[0]][:16], "whole_batches": whole_batches},
+        hint=whole_batches)
 
 
 def eval_mode_fault(step: int, modules: Sequence[Mapping[str, Any]]) -> PipelineFault | None:
@@ -304,7 +315,8 @@ def pipeline_finding(faults: Sequence[PipelineFault]) -> Finding | None:
     """
     if not faults:
         return None
-    severity = Severity.CRITICAL if any(f.critical for f in faults) else Severity.WARNING
+    severity = (Severity.CRITICAL if any(f.critical for f in faults) else
+                Severity.INFO if all(f.hint for f in faults) else Severity.WARNING)
     message = (faults[0].message if len(faults) == 1 else
                f"{len(faults)} pipeline faults: " + "; ".join(f"({i}) {f.message}" for i, f in enumerate(faults, 1)))
     return Finding(FindingCode.PIPELINE_FAULT, severity, min(f.step for f in faults), message,
