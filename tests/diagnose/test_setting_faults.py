@@ -106,3 +106,15 @@ def test_a_stall_read_after_the_schedule_ran_the_lr_to_zero_keeps_its_evidence()
                        RunContext(optimizer="sgd", lr=0.05, lr_now=0.0, momentum=0.9))
     assert (read.code, read.severity, read.message) == (FindingCode.PLATEAU, Severity.WARNING, "flat")
     assert [p["label"] for p in read.evidence["probes"]] == ["unchanged", "lr x10"]
+
+
+def test_weight_decay_that_holds_the_gradient_near_zero_is_not_read_as_a_saddle():
+    # a new user's breast-cancer MLP at SGD lr 0.05, momentum 0.9, weight decay 1.0: the weights and their gradient
+    # collapse to ~1e-7 and the loss stays at its start, which alone looks like a saddle
+    saddle = diagnose(_record(FLAT, grad_norm=1e-7), SGD)
+    assert saddle.findings[0].code is FindingCode.SADDLE_STALL
+    held = diagnose(_record(FLAT, grad_norm=1e-7), RunContext(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1.0))
+    assert "saddle_stall" not in held.codes
+    top = held.findings[0]
+    assert (top.code, top.remedies[0].code) == (FindingCode.SLOW_CONVERGENCE, RemedyCode.LOWER_WEIGHT_DECAY)
+    assert math.isclose(top.evidence["decay_per_step"], 0.05 * 1.0 / 0.1)

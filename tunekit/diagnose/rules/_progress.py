@@ -87,8 +87,9 @@ def plateau_window_change(record: RunRecord) -> float:
 
 
 def check_saddle_stall(record: RunRecord, ctx: RunContext) -> Finding | None:
-    """Loss flat near its starting value while the gradient is tiny: a saddle region, not a minimum."""
-    if record.initial_loss is None or len(record) < STALL_MIN_STEPS:
+    """Loss flat near its starting value while the gradient is tiny: a saddle region, not a minimum (unless a setting
+    explains the stall: weight decay that strong also holds the weights and their gradient near zero)."""
+    if record.initial_loss is None or len(record) < STALL_MIN_STEPS or setting_fault(record, ctx) is not None:
         return None
     n = _window(record)
     loss = record.loss[-n:]
