@@ -58,6 +58,10 @@ def test_an_lr_decayed_to_nothing_by_a_tenth_of_the_plan_gets_a_cosine_over_the_
     assert top.code is FindingCode.PLATEAU and "by step 44 of 600 planned" in top.message
     assert (top.remedies[0].code, dict(top.remedies[0].change)) == (RemedyCode.POSTPONE_DECAY,
                                                                     {"schedule": "cosine", "lr": 0.05})
+    # read from a log after the fit (`tunekit diagnose`), the context's LR is the last logged one: the cosine still
+    # starts from the logged peak, not from the decayed LR
+    logged = _top(_record(loss, lr=lr), RunContext(optimizer="sgd", lr=float(lr[-1]), momentum=0.9))
+    assert dict(logged.remedies[0].change) == {"schedule": "cosine", "lr": 0.05}
     cosine = 0.05 * 0.5 * (1 + np.cos(np.pi * STEPS / N))  # under 1% only in the last 6%
     found = diagnose(_record(loss, lr=cosine), RunContext(optimizer="sgd", lr=0.05, momentum=0.9))
     assert RemedyCode.POSTPONE_DECAY not in {r.code for f in found.findings for r in f.remedies}
