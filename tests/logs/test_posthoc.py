@@ -105,6 +105,15 @@ def test_a_key_that_was_not_logged_is_named(diverged):
     assert result.exit_code == 2 and "no series 'trian_loss'" in result.stderr
 
 
+def test_a_misspelt_optimizer_is_one_line_exit_2_and_a_torch_class_name_is_taken(diverged):
+    result = runner.invoke(app, ["diagnose", str(diverged / "tb"), "--optimizer", "adamm"])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "--optimizer 'adamm' is not an optimizer" in lines[0]
+    assert "adamw" in lines[0] and "adamax" in lines[0]  # the recipe's names and torch's classes
+    result = runner.invoke(app, ["diagnose", str(diverged / "tb"), "--optimizer", "Adamax", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["optimizer"] == "adamax"
+
+
 def _write(path, text):
     path.write_text(text)
     return path

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from tunekit.cli._common import handle_errors, messages, quiet, results
+from tunekit.cli._common import fail, handle_errors, messages, quiet, results
 
 KEY = "The logged name of the {}, when tunekit's guess is wrong."
 
@@ -33,6 +33,9 @@ def diagnose(
     from tunekit.utilities.files import write_atomic
 
     quiet()
+    if optimizer is not None and optimizer.lower() not in _known_optimizers():
+        raise fail(f"--optimizer {optimizer!r} is not an optimizer tunekit knows; give one of "
+                   f"{', '.join(sorted(_known_optimizers()))}.")
     run = from_logged(read_logged(path), loss=loss, grad_norm=grad_norm, lr=lr, val_loss=val_loss,
                       optimizer=optimizer.lower() if optimizer else None)
     diagnosis = run.diagnose()
@@ -53,3 +56,15 @@ def diagnose(
         results().print(f"[yellow]not decided[/]: {note}")
     if out is not None:
         messages().print(f"diagnosis written to {out / 'diagnosis.json'} (tunekit report {out / 'diagnosis.json'})")
+
+
+def _known_optimizers() -> set[str]:
+    """The recipe's optimizer names and torch's optimizer classes, lower-cased (``adamax``, ``asgd``, ...): what a
+    logged run's ``--optimizer`` may name."""
+    import torch
+
+    from tunekit.recipe import OPTIMIZERS
+
+    classes = {name.lower() for name, cls in vars(torch.optim).items()
+               if isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer) and cls is not torch.optim.Optimizer}
+    return set(OPTIMIZERS) | classes
