@@ -303,6 +303,8 @@ def test_a_blow_up_that_leaves_dead_layers_names_them_and_is_never_recovered():
     assert finding.evidence["dead_layers"] == ["net.0", "net.1"]
     assert "net.0, net.1 get no gradient at all any more (dead units)" in finding.message
     assert "1e+27x" not in finding.message and "1.67e+27x" in finding.message  # a ratio written as a number
+    share = f"{0.69 / finding.evidence['initial_loss']:.0%}"  # the run learned first: say where it is, not "never"
+    assert f"its recent loss 0.69 is {share} of where it started: it is not learning" in finding.message
 
 
 def test_spikes_that_send_a_converged_loss_up_a_thousandfold_stay_a_warning():
