@@ -46,6 +46,9 @@ def _fit(**kw):
     (_fit(with_gradient=[]), "graph is detached"),
     (_fit(trained=["head.bias"], trained_values=5, with_gradient=["head.bias"]), "network is frozen"),
     (_fit(), "targets may not match the inputs"),
+    # a new user's module with detached logits and a trained bias after them: not "the targets may not match"
+    (_fit(trained=["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias", "b"], with_gradient=["b"]),
+     "only 1 of the 5 trained parameter tensors get a gradient from the loss (b)"),
 ])
 def test_the_one_batch_verdict_names_the_likely_cause(fit, words):
     fault = unfittable_batch_fault(90, fit)

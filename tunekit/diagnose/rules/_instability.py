@@ -105,8 +105,8 @@ def check_divergence(record: RunRecord, ctx: RunContext) -> Finding | None:
             FindingCode.DIVERGENCE, Severity.CRITICAL, start,
             f"the loss blew up to {fmt(peak)} ({fmt(peak / record.initial_loss)}x its initial "
             f"{fmt(record.initial_loss)}) at step {start}, and its recent loss {fmt(recent)} is "
-            f"{recent / record.initial_loss:.0%} of where it started: it is not learning" + (f"; {', '.join(dead)} get no gradient at all any more (dead units)" if dead
-                                      else ""),
+            f"{recent / record.initial_loss:.0%} of where it started: it is not learning"
+            + (f"; {', '.join(dead)} get no gradient at all any more (dead units)" if dead else ""),
             {"loss_peak": peak, "loss": recent, "initial_loss": record.initial_loss, "lr": ctx.lr,
              "dead_layers": list(dead)},
             (*R.instability_causes(ctx),

@@ -134,6 +134,11 @@ def unfittable_batch_fault(step: int, fit: Mapping[str, Any]) -> PipelineFault |
                  "the parameters and the loss")
         look = ("a .detach(), .data, .item(), .numpy() or torch.no_grad() on the path from the parameters to the "
                 "loss (a loss rebuilt with .requires_grad_() runs, and trains nothing)")
+    elif len(with_gradient) * 2 <= len(trained):  # most of what is trained is cut off from the loss
+        cause = (f"only {len(with_gradient)} of the {len(trained)} trained parameter tensors get a gradient from the "
+                 f"loss ({_names(with_gradient)}): the graph is detached between the others and the loss")
+        look = ("a .detach(), .data, .item(), .numpy() or torch.no_grad() on the path from the other parameters to "
+                "the loss")
     elif share < FROZEN_SHARE:
         cause = (f"only {fit.get('trained_values', 0)} of {fit.get('values', 0)} parameter values are trained "
                  f"({_names(trained)}): the network is frozen")
