@@ -1,5 +1,7 @@
 """Each rule on recorded series: the finding, its step and its first remedy with concrete values."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -90,6 +92,22 @@ def test_damaging_gradient_spikes_are_exploding_gradients_lower_lr_then_clip():
     assert finding.step == 150 and finding.evidence["spikes"] == 3
     assert first_remedy(finding) == ("lower_lr", {"lr": 0.033})  # "ML Optimization; A Primer": lower the LR, then clip
     assert finding.remedies[1].change == {"gradient_clip_val": 0.5}
+
+
+def test_adam_spiking_far_above_its_usual_lr_is_cut_to_it_and_sgd_by_a_third():
+    loss = healthy(400, tau=60).copy()
+    grad = np.full(400, 0.5)
+    for s in (150, 250, 330):
+        grad[s] = 50.0
+        loss[s + 1 : s + 8] += 2.0
+    adam_at_1 = RunContext(optimizer="adam", lr=1.0, beta1=0.9, beta2=0.999)  # a new user's run: 1e-3 was best
+    lower = [r for r in check_exploding_gradients(record(loss, grad, 1.0), adam_at_1).remedies if r.code.value ==
+             "lower_lr"]
+    assert lower[0].change == {"lr": 0.001}
+    near = RunContext(optimizer="adam", lr=2e-3, beta1=0.9, beta2=0.999)  # near Adam's usual: a third, as for SGD
+    lower = [r for r in check_exploding_gradients(record(loss, grad, 2e-3), near).remedies if r.code.value ==
+             "lower_lr"]
+    assert math.isclose(lower[0].change["lr"], 2e-3 / 3, rel_tol=0.1)
 
 
 def test_blow_ups_that_never_learn_are_divergence():

@@ -161,6 +161,15 @@ def _wrecked(record: RunRecord, ctx: RunContext, recent: float) -> Finding | Non
     )
 
 
+def _spike_cut(ctx: RunContext) -> float:
+    """How much to divide the LR by for spikes or an early instability: a third (``EARLY_LR_CUT``), or for Adam and
+    kin far above Adam's usual LR, down to it, as ``lr_cut`` does for a divergence (a new user's Adam at lr 1.0 was
+    told 0.33 and then 0.11, each still spiking; 1e-3 was the best of a grid)."""
+    if ctx.is_adam and ctx.lr > 0:
+        return float(min(max(EARLY_LR_CUT, ctx.lr / R.ADAM_DEFAULT_LR), LR_CUT[1]))
+    return EARLY_LR_CUT
+
+
 def lr_cut(record: RunRecord, ctx: RunContext, before_step: int | None = None) -> float:
     """How much to divide a diverged run's LR by, clamped to ``LR_CUT`` (10 without evidence).
 
@@ -297,7 +306,7 @@ def check_exploding_gradients(record: RunRecord, ctx: RunContext) -> Finding | N
     worst = float(np.max(record.grad_norm[spikes]))
     healthy = median(record.grad_norm)
     clip = R.clip_gradients(ctx, healthy)
-    lower = R.lower_lr(ctx, EARLY_LR_CUT, "smaller steps keep a steep wall from throwing the weights far")
+    lower = R.lower_lr(ctx, _spike_cut(ctx), "smaller steps keep a steep wall from throwing the weights far")
     # the order of "ML Optimization; A Primer" for exploding losses: lower the LR, then clip; a cause that is not the
     # LR goes first: for Adam spiking late in a run that had learned, its stale second moment (the Dynaxx Precision
     # guide's FAQ: lower beta2)
@@ -353,7 +362,7 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     step = int(record.steps[peak_i]) if blew_up else int(record.steps[spikes[0]])
     recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
     severity = Severity.INFO if recent < LEARNED_AFTER * record.initial_loss else Severity.WARNING
-    remedies = [R.lower_lr(ctx, EARLY_LR_CUT, "the first steps overshoot before the optimizer's statistics settle")]
+    remedies = [R.lower_lr(ctx, _spike_cut(ctx), "the first steps overshoot before the optimizer's statistics settle")]
     if not _has_warmup(record):
         remedies.insert(0, R.add_warmup(record.total_steps, at_least=2 * step))
     remedies.append(R.clip_gradients(ctx, median(record.grad_norm)))
