@@ -2,6 +2,7 @@
 ``python -m tunekit``, fast help, results on stdout and messages on stderr, and the reading commands' defaults."""
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -81,8 +82,13 @@ def test_lr_find_with_an_empty_plot_writes_nothing_and_puts_the_result_on_stdout
     result = run_in(tmp_path, ["lr-find", cfg.name, "--plot", "", "--max-steps", "60", "--sweep-steps", "20"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == [cfg.name]  # no ./.png
-    assert re.fullmatch(r"suggested lr \S+ \(search bounds \S+ \.\. \S+; \d+ optimizer steps, candidates scored on "
-                        r"val_loss\)\n", result.stdout)  # one line, unwrapped, nothing before it
+    found = re.fullmatch(r"suggested lr (\S+) for (\w+) \(range test bounds (\S+) \.\. (\S+); `lr: auto` searches a "
+                         r"range as wide centred on the suggestion, (\S+) \.\. (\S+); \d+ optimizer steps, candidates "
+                         r"scored on val_loss\)\n", result.stdout)  # one line, unwrapped, nothing before it
+    assert found is not None, result.stdout
+    lr, _, low, high, lo, hi = (float(v) if i != 1 else v for i, v in enumerate(found.groups()))
+    half = math.sqrt(high / low)  # as wide as the range test's bounds, centred (log) on the suggestion
+    assert math.isclose(lo, lr / half, rel_tol=0.01) and math.isclose(hi, lr * half, rel_tol=0.01)
     assert "suggested" not in result.stderr and "plot saved" not in result.stderr
 
 

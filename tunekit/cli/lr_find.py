@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -52,10 +52,28 @@ def lr_find(
     if result.suggestion is None:
         results().print(f"[yellow]no suggestion[/]: {result.reason} ({result.steps} optimizer steps)")
     else:
-        low, high = result.bounds or (None, None)
-        results().print(f"suggested lr [bold green]{result.suggestion:.3g}[/] (search bounds {low:.3g} .. {high:.3g}; "
-                      f"{result.steps} optimizer steps, candidates scored on {result.scored_on})")
+        from tunekit.search._lr_bounds import centred_bounds
+
+        low, high = result.bounds or (result.suggestion, result.suggestion)
+        searched = centred_bounds(result.suggestion, low, high)
+        results().print(f"suggested lr [bold green]{result.suggestion:.3g}[/] for {_optimizer_of(model)} (range test "
+                        f"bounds {low:.3g} .. {high:.3g}; `lr: auto` searches a range as wide centred on the "
+                        f"suggestion, {searched[0]:.3g} .. {searched[1]:.3g}; {result.steps} optimizer steps, "
+                        f"candidates scored on {result.scored_on})")
     if saved:
         messages().print(f"plot saved to {saved}")
     if result.suggestion is None:
         raise typer.Exit(1)
+
+
+def _optimizer_of(model: Any) -> str:
+    """The optimizer the model's ``configure_optimizers`` builds (the one the range test trained), by class name."""
+    try:
+        built = model.configure_optimizers()
+    except Exception:  # a module that needs its Trainer to build its optimizer
+        return "the model's optimizer"
+    while isinstance(built, (list, tuple)) and built:
+        built = built[0]
+    if isinstance(built, dict):
+        built = built.get("optimizer")
+    return type(built).__name__ if built is not None else "the model's optimizer"

@@ -49,7 +49,8 @@ class SignalHistory:
         if not len(rows.steps):
             return
         sq = np.square(rows.param_norms.astype(np.float64))  # float32 squares overflow past 1.8e19
-        layer = np.sqrt(sq @ membership)
+        with np.errstate(invalid="ignore", over="ignore"):  # a non-finite norm stays non-finite in its layer
+            layer = np.sqrt(sq @ membership)
         total = np.sqrt(sq.sum(axis=1))
         lrs = self._group_lrs(rows.lrs)
         self.table.append(np.column_stack([rows.steps, rows.loss, total, lrs[:, 0], layer]))  # type: ignore[union-attr]
