@@ -11,7 +11,12 @@ faults, injected without touching the model's code:
 * ``repeated_batch``: a training loader whose dataset returns its first item for every index;
 * ``eval_mode``: the module put in eval mode before the fit (only where it holds BatchNorm or dropout; the count of
   families where the mode does not matter is printed);
-* ``schedule_interval``: a OneCycleLR over the planned steps returned without ``"interval": "step"``.
+* ``schedule_interval``: a OneCycleLR over the planned steps returned without ``"interval": "step"``;
+* ``input_scale``: one feature column of a 1-D-per-sample float input (the first sample's largest) multiplied by
+  1000, as an unscaled raw feature would be (not applicable to images, sequences or token ids).
+
+The one-batch fit (it needs a stall of 80 steps) and the DDP replica check (several processes) are not run here:
+their real-fit tests are ``tests/callbacks/test_pipeline_values.py`` and ``tests/callbacks/test_ddp.py``.
 
     python benchmarks/pipeline_faults.py
 """
@@ -41,7 +46,8 @@ from tunekit.signals._pipeline import eval_mode_modules  # noqa: E402
 
 STEPS = 12  # optimizer steps per fit: past every check's window
 FAULTS = ("no_gradient", "not_in_optimizer", "gradients_never_cleared", "repeated_batch", "eval_mode",
-          "schedule_interval")
+          "schedule_interval", "input_scale")
+RAW_SCALE = 1000.0  # the injected column's factor: raw features in the hundreds or thousands (breast cancer's area)
 
 
 class FirstItem(Dataset):
@@ -53,6 +59,20 @@ class FirstItem(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         return self.data[0]
+
+
+class OneColumnScaled(Dataset):
+    def __init__(self, data: Any, column: int) -> None:
+        self.data, self.column = data, column
+
+    def __len__(self) -> int:
+        return len(self.data)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        x, *rest = self.data[index]
+        x = x.clone()
+        x[self.column] *= RAW_SCALE
+        return (x, *rest)
 
 
 def _optimizer(out: Any) -> torch.optim.Optimizer:
@@ -106,6 +126,19 @@ def inject(fault: str, model: pl.LightningModule, dm: pl.LightningDataModule) ->
 
         model.configure_optimizers = types.MethodType(one_cycle, model)  # type: ignore[method-assign]
         return "OneCycleLR"
+    if fault == "input_scale":
+        loader = dm.train_dataloader
+        x = loader().dataset[0][0]
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.ndim == 1):
+            return None
+        column = int(x.abs().argmax())
+
+        def scaled() -> DataLoader:
+            real = loader()
+            return DataLoader(OneColumnScaled(real.dataset, column), batch_size=real.batch_size, shuffle=True)
+
+        dm.train_dataloader = scaled  # type: ignore[method-assign]
+        return f": {column} ("
     raise ValueError(fault)
 
 
