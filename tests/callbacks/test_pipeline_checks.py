@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from tests.callbacks.helpers import fault_of, one_thread  # noqa: F401 (one_thread: the fixture, used by name)
 from tunekit.callbacks import Diagnoser
 from tunekit.diagnose import Finding
 
@@ -21,13 +22,7 @@ STEPS = 10  # optimizer steps per fit: past every check's window (3 steps, 8 ste
 BATCH = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: a second thread only waits on the first (and on a shared machine, on everyone else)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _digits() -> TensorDataset:
@@ -86,13 +81,9 @@ def _fit(model: pl.LightningModule, data: Dataset | None = None, epochs: int = 1
 
 def _fault(diagnoser: Diagnoser, check: str) -> tuple[Finding, dict[str, Any], str]:
     """The pipeline finding, the evidence of its ``check`` fault and that fault's remedy message."""
-    finding = diagnoser.diagnosis.get("pipeline_fault")
-    assert finding is not None, diagnoser.diagnosis.codes
-    checks = [f["check"] for f in finding.evidence["faults"]]
-    assert check in checks, checks
-    i = checks.index(check)
-    assert finding.remedies[i].code.value == "check_pipeline"
-    return finding, finding.evidence["faults"][i], finding.remedies[i].message
+    finding, fault, remedy = fault_of(diagnoser, check)
+    assert remedy.code.value == "check_pipeline"
+    return finding, fault, remedy.message
 
 
 def test_a_healthy_module_has_no_pipeline_fault():

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from tests.callbacks.helpers import fault_of, one_thread  # noqa: F401 (one_thread: the fixture, used by name)
 from tunekit.callbacks import Diagnoser
 from tunekit.diagnose.rules._pipeline_values import ONE_BATCH_LEFT, SCALE_LIMIT
 from tunekit.probes._one_batch import ONE_BATCH_LRS, ONE_BATCH_STEPS
@@ -25,12 +26,7 @@ from tunekit.probes._one_batch import ONE_BATCH_LRS, ONE_BATCH_STEPS
 BATCH = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Regressor(pl.LightningModule):
@@ -67,13 +63,7 @@ def _fit(model: pl.LightningModule, data: TensorDataset, steps: int, epochs: int
     return diagnoser
 
 
-def _fault(diagnoser: Diagnoser, check: str) -> tuple[Any, dict[str, Any], Any]:
-    finding = diagnoser.diagnosis.get("pipeline_fault")
-    assert finding is not None, diagnoser.diagnosis.codes
-    checks = [f["check"] for f in finding.evidence["faults"]]
-    assert check in checks, checks
-    i = checks.index(check)
-    return finding, finding.evidence["faults"][i], finding.remedies[i]
+_fault = fault_of
 
 
 def _checks(diagnoser: Diagnoser) -> list[str]:

@@ -82,12 +82,18 @@ def test_finite_blow_up_is_divergence():
     assert 200 <= finding.step < 300 and first_remedy(finding) == ("lower_lr", {"lr": 0.01})
 
 
-def test_damaging_gradient_spikes_are_exploding_gradients_lower_lr_then_clip():
+def _spiky() -> tuple[np.ndarray, np.ndarray]:
+    """A learning run whose gradient norm spikes 100x at steps 150, 250 and 330, each pushing the loss up by 2."""
     loss = healthy(400, tau=60).copy()
     grad = np.full(400, 0.5)
     for s in (150, 250, 330):
         grad[s] = 50.0
         loss[s + 1 : s + 8] += 2.0
+    return loss, grad
+
+
+def test_damaging_gradient_spikes_are_exploding_gradients_lower_lr_then_clip():
+    loss, grad = _spiky()
     finding = check_exploding_gradients(record(loss, grad), SGD)
     assert finding.step == 150 and finding.evidence["spikes"] == 3
     assert first_remedy(finding) == ("lower_lr", {"lr": 0.033})  # "ML Optimization; A Primer": lower the LR, then clip
@@ -95,11 +101,7 @@ def test_damaging_gradient_spikes_are_exploding_gradients_lower_lr_then_clip():
 
 
 def test_adam_spiking_far_above_its_usual_lr_is_cut_to_it_and_sgd_by_a_third():
-    loss = healthy(400, tau=60).copy()
-    grad = np.full(400, 0.5)
-    for s in (150, 250, 330):
-        grad[s] = 50.0
-        loss[s + 1 : s + 8] += 2.0
+    loss, grad = _spiky()
     adam_at_1 = RunContext(optimizer="adam", lr=1.0, beta1=0.9, beta2=0.999)  # a new user's run: 1e-3 was best
     lower = [r for r in check_exploding_gradients(record(loss, grad, 1.0), adam_at_1).remedies if r.code.value ==
              "lower_lr"]
