@@ -135,6 +135,17 @@ def test_early_blow_up_that_recovers_is_early_instability_warmup_first():
     assert first_remedy(finding) == ("add_warmup", {"warmup_steps": 30})
 
 
+def test_an_early_blow_up_whose_validation_loss_never_came_back_is_a_warning_that_says_so():
+    loss = healthy(600, tau=80).copy()
+    loss[3:15] = np.linspace(4.0, 6.0, 12)
+    quiet = check_early_instability(record(loss, total_steps=600, val=[0.9, 0.5, 0.3]), ADAM)
+    assert quiet.severity.value == "info" and "the training loss recovered (to" in quiet.message
+    # a new user's Adam at lr 1.0: training back to 3% of its start, validation at 350x its first value
+    found = check_early_instability(record(loss, total_steps=600, val=[0.69, 30.0, 242.0]), ADAM)
+    assert found.severity.value == "warning"
+    assert found.message.endswith("; the validation loss did not: 242 at the last validation against 0.69 at the first")
+
+
 def test_early_instability_with_warmup_already_lowers_lr_first():
     loss = healthy(600, tau=80).copy()
     loss[3:15] = np.linspace(4.0, 6.0, 12)

@@ -361,7 +361,10 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
         return None  # it never recovered: that is divergence or a stall, not an early hiccup
     step = int(record.steps[peak_i]) if blew_up else int(record.steps[spikes[0]])
     recent = median(record.loss[-recent_window(len(record), RECENT_FRACTION, *RECENT_RANGE):])
-    severity = Severity.INFO if recent < LEARNED_AFTER * record.initial_loss else Severity.WARNING
+    learned = recent < LEARNED_AFTER * record.initial_loss
+    val = record.val_loss[np.isfinite(record.val_loss)]
+    val_worse = len(val) >= 2 and float(val[-1]) > float(val[0])  # the training loss came back, validation did not
+    severity = Severity.INFO if learned and not val_worse else Severity.WARNING
     remedies = [R.lower_lr(ctx, _spike_cut(ctx), "the first steps overshoot before the optimizer's statistics settle")]
     if not _has_warmup(record):
         remedies.insert(0, R.add_warmup(record.total_steps, at_least=2 * step))
@@ -370,9 +373,11 @@ def check_early_instability(record: RunRecord, ctx: RunContext) -> Finding | Non
     what = (f"the loss rose to {fmt(peak)} ({peak / record.initial_loss:.1f}x its initial {fmt(record.initial_loss)})"
             if blew_up else f"{len(spikes)} gradient spikes hit the loss")
     return Finding(FindingCode.EARLY_INSTABILITY, severity, step,
-                   f"{what} in the first {limit} steps, then training recovered"
-                   + (f" (to {recent / record.initial_loss:.0%} of its initial loss)" if severity is Severity.INFO
-                      else f", though only to {fmt(recent)}"),
+                   f"{what} in the first {limit} steps, then the training loss recovered"
+                   + (f" (to {recent / record.initial_loss:.0%} of its initial loss)" if learned
+                      else f", though only to {fmt(recent)}")
+                   + (f"; the validation loss did not: {fmt(float(val[-1]))} at the last validation against "
+                      f"{fmt(float(val[0]))} at the first" if val_worse else ""),
                    {"early_loss_peak": peak, "initial_loss": record.initial_loss, "lr": ctx.lr}, tuple(remedies))
 
 
