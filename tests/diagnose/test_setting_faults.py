@@ -8,6 +8,7 @@ import numpy as np
 
 from tunekit.diagnose import FindingCode, RemedyCode, RunContext, RunRecord, Severity, diagnose
 from tunekit.diagnose._probes import ProbeOutcome, ProbeReport, probe_panel, read_probes
+from tunekit.logs import from_logged, read_logged
 
 N = 600
 STEPS = np.arange(N)
@@ -51,17 +52,21 @@ def test_weight_decay_shrinking_the_weights_15_percent_a_step_is_cut_to_the_usua
     assert RemedyCode.LOWER_WEIGHT_DECAY not in {r.code for f in usual.findings for r in f.remedies}
 
 
-def test_an_lr_decayed_to_nothing_by_a_tenth_of_the_plan_gets_a_cosine_over_the_plan():
+def test_an_lr_decayed_to_nothing_by_a_tenth_of_the_plan_gets_a_cosine_over_the_plan(tmp_path):
     lr = 0.05 * 0.9 ** STEPS  # under 1% of its peak from step 44 on
     loss = np.r_[np.linspace(2.3, 1.2, 44), np.full(N - 44, 1.2)]
     top = _top(_record(loss, lr=lr), RunContext(optimizer="sgd", lr=0.05, lr_now=float(lr[-1]), momentum=0.9))
     assert top.code is FindingCode.PLATEAU and "by step 44 of 600 planned" in top.message
     assert (top.remedies[0].code, dict(top.remedies[0].change)) == (RemedyCode.POSTPONE_DECAY,
                                                                     {"schedule": "cosine", "lr": 0.05})
-    # read from a log after the fit (`tunekit diagnose`), the context's LR is the last logged one: the cosine still
-    # starts from the logged peak, not from the decayed LR
-    logged = _top(_record(loss, lr=lr), RunContext(optimizer="sgd", lr=float(lr[-1]), momentum=0.9))
-    assert dict(logged.remedies[0].change) == {"schedule": "cosine", "lr": 0.05}
+    # read from a log after the fit (`tunekit diagnose`): the cosine starts from the logged peak, not the decayed LR
+    logged = tmp_path / "metrics.csv"
+    rows = "".join(f"{i},{v},{r}\n" for i, (v, r) in enumerate(zip(loss, lr, strict=True)))
+    logged.write_text("step,train_loss,lr-SGD\n" + rows)
+    run = from_logged(read_logged(logged), optimizer="sgd")
+    assert (run.context.lr, run.context.lr_now) == (0.05, float(lr[-1]))
+    top = next(f for f in run.diagnose().findings if f.code is FindingCode.PLATEAU)
+    assert dict(top.remedies[0].change) == {"schedule": "cosine", "lr": 0.05}
     cosine = 0.05 * 0.5 * (1 + np.cos(np.pi * STEPS / N))  # under 1% only in the last 6%
     found = diagnose(_record(loss, lr=cosine), RunContext(optimizer="sgd", lr=0.05, momentum=0.9))
     assert RemedyCode.POSTPONE_DECAY not in {r.code for f in found.findings for r in f.remedies}

@@ -191,10 +191,8 @@ class PipelineChecks:
 
     def _compare_batches(self, trainer: pl.Trainer, batch: Any = None) -> None:
         prints = [f.cpu().tolist() for f in self._fingerprints]  # one read-back, once
-        fault = repeated_batch_fault(trainer.global_step, prints)
-        if fault is not None and _yields_whole_batches(trainer) and samples_differ(batch):
-            fault = repeated_batch_fault(trainer.global_step, prints, whole_batches=True)
-        self._add(fault)
+        whole = _yields_whole_batches(trainer) and samples_differ(batch)  # once per fit: one comparison, one read-back
+        self._add(repeated_batch_fault(trainer.global_step, prints, whole_batches=whole))
         self._fingerprints, self._fingerprint_epoch = [], None
         self._update_active()
 

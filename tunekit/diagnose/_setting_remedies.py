@@ -70,10 +70,9 @@ def lower_weight_decay(ctx: RunContext, why: str) -> Remedy:
                   f"{ctx.optimizer} is {fmt(usual_weight_decay(ctx))}): {why}.")
 
 
-def postpone_decay(ctx: RunContext, total_steps: int | None, why: str, lr: float | None = None) -> Remedy:
-    """A cosine over the planned steps from ``lr`` (default: the base LR; ``schedule: cosine`` reaches zero at the
-    last step)."""
-    start = ctx.lr if lr is None else lr
+def postpone_decay(ctx: RunContext, total_steps: int | None, why: str) -> Remedy:
+    """A cosine over the planned steps from the base LR (``schedule: cosine`` reaches zero at the last step)."""
+    start = ctx.lr
     over = f"over the planned {total_steps} steps" if total_steps else "over the whole run"
     return Remedy(RemedyCode.POSTPONE_DECAY, {"schedule": "cosine", "lr": nice(start)},
                   f"Decay the learning rate with a cosine from {fmt(start)} {over} (schedule: cosine) instead: "

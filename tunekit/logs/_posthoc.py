@@ -137,8 +137,10 @@ def _context(logged: Logged, lr_key: str | None, lrs: np.ndarray, optimizer: str
     """The settings the log holds, and which ``RunContext`` fields they are."""
     measured: dict[str, Any] = {}
     finite_lrs = lrs[np.isfinite(lrs)]
-    if len(finite_lrs):
-        measured["lr"] = float(finite_lrs[-1])
+    if len(finite_lrs):  # as a live run's context: the base LR a schedule multiplies (the log's peak), and now
+        measured["lr"] = float(finite_lrs.max())
+        if finite_lrs[-1] != finite_lrs.max():
+            measured["lr_now"] = float(finite_lrs[-1])
     name = optimizer or optimizer_of(lr_key)
     if name is not None:
         measured["optimizer"] = name

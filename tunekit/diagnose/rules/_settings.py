@@ -101,13 +101,10 @@ def _early_decay(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy, st
         f"peak {fmt(peak)}) by step {at} of {planned} planned, and the loss has moved only from {fmt(then)} to " \
         f"{fmt(level)} since"
     why = f"the run spent its last {planned - at} planned steps at a learning rate too small to learn anything"
-    # the cosine starts from the base LR the schedule multiplies, or from the logged peak where that is higher (a
-    # log read after the fit knows only the LRs it holds: its context's LR may be the decayed one)
-    base = ctx.lr if math.isfinite(ctx.lr) and ctx.lr >= peak else peak
-    remedy = S.postpone_decay(ctx, record.total_steps, why, lr=base)
+    remedy = S.postpone_decay(ctx, record.total_steps, why)
     t = min(1.0, record.last_step / max(1, planned))
     return remedy, said, {"lr_now": float(lr[-1]), "lr_peak": peak, "decayed_at": at,
-                          "lr_if_fixed": base * 0.5 * (1 + math.cos(math.pi * t))}
+                          "lr_if_fixed": ctx.lr * 0.5 * (1 + math.cos(math.pi * t))}
 
 
 def _long_warmup(record: RunRecord, ctx: RunContext, n: int) -> tuple[Remedy, str, dict[str, float]] | None:
